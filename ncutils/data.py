@@ -112,7 +112,8 @@ def load_dataset(name: str, split: str = "train", *, n_per_class: int | None = N
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     root = Path(root).expanduser() if root is not None else data_root()
-    family, _, domain = name.lower().partition(":")
+    family, _, domain = name.partition(":")
+    family = family.lower()  # domain names keep their case (Office-Home's are capitalised)
     if family not in LOADERS:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASET_NAMES)}")
     data = LOADERS[family](str(root), split, domain, download)
