@@ -1,0 +1,393 @@
+"""Exact neural-collapse measures of every layer tap from a stream of batches, in two passes.
+
+Pass 1 keeps, per (tap, feature view, label grouping), the per-class count, mean and sum of
+squared deviations in float64 (Chan et al.'s parallel update), from which CDNV (eq. 4), NC2
+(eq. 5), equal norms, max angle and NC3 follow. Pass 2 reads the data again with the class means
+fixed and accumulates the few numbers NC1 and NCC need, from the coordinates of every sample in
+the span of the centred class means (rank <= K - 1, so no D x D matrix). Memory is O(taps x K x D),
+independent of the number of samples.
+
+Every batch is ``(x, y)``: x ready for the model, y an int64 label tensor (grouping "y") or a dict
+{grouping name: labels}, e.g. {"clean": ..., "noisy": ...}, all served by one forward pass.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+
+import pandas as pd
+import torch
+from torch import nn
+
+from . import metrics
+from .metrics import ClassMoments
+from .models import classifier, forward_with_taps, layer_taps
+
+FEATURE_VIEWS = ("flat", "pooled")
+DEFAULT_GROUPING = "y"
+PENULTIMATE = "penultimate"  # the classifier's input, measured after the taps (and NC3 on it)
+# float64 elements per column block of a batch: cache-sized on CPU (2 MiB), large on GPUs where
+# cache blocking gains nothing and each block costs kernel launches
+BLOCK_ELEMENTS = {"cpu": 1 << 18, "cuda": 1 << 26}
+
+
+class ClassAccumulator:
+    """Per-class count, mean and sum of squared deviations of a stream of (B, D) features.
+
+    Each batch is reduced to per-class batch moments in float64 and merged with Chan's parallel
+    update  ssd = ssd_a + ssd_b + ||mean_b - mean_a||^2 n_a n_b / (n_a + n_b),  so large common
+    offsets in float32 features cost no precision. Work is done in column blocks of the batch.
+    """
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+        self.count = self.mean = self.ssd = None
+
+    def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add a batch: features (B, D) of any float dtype, labels (B,) int64 in [0, num_classes)."""
+        h = features.detach().reshape(len(features), -1)
+        if self.mean is None:
+            self.count = torch.zeros(self.num_classes, dtype=torch.float64, device=h.device)
+            self.mean = torch.zeros(self.num_classes, h.shape[1], dtype=torch.float64, device=h.device)
+            self.ssd = torch.zeros_like(self.count)
+        # classes in the batch, the row of each sample among them, and their counts
+        present, index, batch_count = torch.unique(labels, return_inverse=True, return_counts=True)
+        batch_count = batch_count.to(torch.float64)
+        batch_mean = torch.zeros(len(present), h.shape[1], dtype=torch.float64, device=h.device)
+        squared_deviation = torch.zeros(len(h), dtype=torch.float64, device=h.device)
+        for block, columns in _column_blocks(h):
+            block_mean = batch_mean[:, columns].index_add_(0, index, block).div_(batch_count[:, None])
+            block.sub_(block_mean.index_select(0, index))  # h_i - batch mean of class y_i
+            squared_deviation += torch.linalg.vector_norm(block, dim=1).square()
+        batch_ssd = torch.zeros_like(batch_count).index_add_(0, index, squared_deviation)
+        old_count = self.count[present]
+        total = old_count + batch_count
+        delta = batch_mean - self.mean[present]
+        self.mean[present] += delta * (batch_count / total)[:, None]
+        self.ssd[present] += batch_ssd + delta.square().sum(1) * old_count * batch_count / total
+        self.count[present] = total
+
+    def moments(self) -> ClassMoments:
+        """Statistics of the classes that have samples (absent classes are left out)."""
+        if self.mean is None:
+            raise ValueError("no batches were seen")
+        if not (torch.isfinite(self.mean).all() and torch.isfinite(self.ssd).all()):
+            raise ValueError("features contain non-finite values (nan or inf); the measures are undefined")
+        present = self.count > 0
+        classes = torch.nonzero(present).flatten()
+        return ClassMoments(classes, self.count[present], self.mean[present], self.ssd[present])
+
+
+class SecondPassAccumulator:
+    """NC1 and nearest-class-centre counts over a second pass, class means fixed from pass 1.
+
+    Both need only the coordinates z = U^T (h - mu_G) in the span U of the centred class means
+    (r <= K - 1 of them, one matmul per column block): NC1 sums ||S^-1 (z_i - U^T c_{y_i})||^2,
+    and since every c_k lies in that span, ||x - c_k||^2 = ||x_perp||^2 + ||z - U^T c_k||^2 with
+    x_perp the same for all k, so the nearest class centre is the nearest U^T c_k to z.
+    """
+
+    def __init__(self, moments: ClassMoments, num_classes: int):
+        metrics.check_classes(moments, need_spread=True)
+        self.moments = moments
+        self.global_mean = moments.global_mean()
+        self.basis, singular = metrics.class_mean_basis(moments)  # (D, r), (r,)
+        self.inverse_singular = 1.0 / singular
+        self.mean_coordinates = moments.centred_means() @ self.basis  # U^T c_k, (K, r)
+        self.half_sq_norms = 0.5 * self.mean_coordinates.square().sum(1)
+        device = self.global_mean.device
+        self.row_of = torch.full((num_classes,), -1, dtype=torch.int64, device=device)
+        self.row_of[moments.classes] = torch.arange(moments.num_classes, device=device)
+        self.count = torch.zeros_like(moments.count)
+        self.offset = torch.zeros_like(self.global_mean)  # sum of h_i - mu_G: ~0 if the data are the same
+        self.nc1_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.ncc_correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.nc4_disagree = torch.zeros_like(self.ncc_correct)
+
+    def update(self, features: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor) -> None:
+        """Add a batch: features (B, D), labels (B,), the network's predicted labels (B,)."""
+        h = features.detach().reshape(len(features), -1)
+        rows = self.row_of[labels]
+        if (rows < 0).any():
+            raise ValueError("the second pass has labels of classes that had no samples in the first pass: "
+                             "both passes must see the same data")
+        coordinates = torch.zeros(len(h), self.basis.shape[1], dtype=torch.float64, device=h.device)
+        for block, columns in _column_blocks(h):
+            block.sub_(self.global_mean[columns])  # x = h - mu_G
+            self.offset[columns] += block.sum(0)
+            coordinates.addmm_(block, self.basis[columns])  # z = U^T x
+        residual = (coordinates - self.mean_coordinates[rows]) * self.inverse_singular
+        self.nc1_sum += residual.square().sum()
+        nearest = (self.half_sq_norms - coordinates @ self.mean_coordinates.T).argmin(1)  # argmin ||z - U^T c_k||
+        self.ncc_correct += (nearest == rows).sum()
+        self.nc4_disagree += (self.moments.classes[nearest] != predictions).sum()
+        self.count += torch.bincount(rows, minlength=self.moments.num_classes)
+
+    def result(self) -> dict[str, float]:
+        """{"nc1", "ncc_accuracy", "nc4"}, after checking pass 2 saw the data of pass 1."""
+        moments = self.moments
+        if not torch.equal(self.count, moments.count):
+            raise ValueError(f"the second pass saw {self.count.long().tolist()} samples per class but the first saw "
+                             f"{moments.count.long().tolist()}: both passes must see the same data")
+        n = moments.count.sum()
+        centred_sq = (moments.mean - self.global_mean).square().sum(1)
+        scale = torch.sqrt((moments.ssd.sum() + moments.count @ centred_sq) / n)
+        drift = torch.linalg.vector_norm(self.offset / n)
+        if drift > 1e-4 * scale:
+            raise ValueError(f"the mean feature differs between the two passes by {float(drift / scale):.2g} of "
+                             "the feature scale: the batches must be deterministic (no augmentation) and the same")
+        nc1 = float(self.nc1_sum / n) if len(self.inverse_singular) else torch.inf
+        return {"nc1": float(nc1), "ncc_accuracy": float(self.ncc_correct / n), "nc4": float(self.nc4_disagree / n)}
+
+
+def measure(model: nn.Module, batches, *, num_classes: int | None = None, features: str | Iterable[str] = "flat",
+            second_pass: bool = True, penultimate: bool = True, taps: Iterable[str] | None = None,
+            progress: bool = False) -> pd.DataFrame:
+    """Neural-collapse measures of every tap of ``model`` over ``batches``, as a tidy DataFrame.
+
+    batches: ``(x, y)`` pairs (see the module doc). With ``second_pass`` (NC1, NCC accuracy, NC4)
+        the data are read twice, so pass a re-iterable (list, DataLoader) or a zero-argument
+        callable returning a fresh iterable, with deterministic batches (no augmentation).
+    num_classes: labels lie in [0, num_classes); default: the classifier's output size.
+    features: "flat" (x.flatten(1), the paper's), "pooled" (mean over spatial/token dims), or both.
+    second_pass: False gives the pass-1 measures only (CDNV, NC2, equal norms, max angle, NC3).
+    penultimate: also measure the classifier's input (layer "penultimate"), with NC3.
+    taps: a subset of ``layer_taps(model)``; default all.
+
+    Columns: layer, layer_index, features, labels (grouping), measure, value, num_classes,
+    num_samples, dim. Measures: cdnv_sum (eq. 4, the paper's figures), cdnv_mean, nc2 (eq. 5),
+    equal_norms, max_angle, nc1, ncc_accuracy, nc4 and, on the penultimate layer, nc3 (see
+    :mod:`ncutils.metrics`). The model's training flag is restored afterwards.
+    """
+    views = _feature_views(features)
+    if second_pass and is_one_shot(batches):
+        raise TypeError("batches is a one-shot iterator (e.g. a generator), but the second pass (NC1, NCC, NC4) "
+                        "needs the data again: pass a list, a DataLoader, or a zero-argument callable returning a "
+                        "fresh iterable; or set second_pass=False")
+    head = classifier(model) if penultimate or num_classes is None else None
+    num_classes = head.out_features if num_classes is None else num_classes
+    head = head if penultimate else None
+    selected = select_taps(model, taps)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            first = {}
+            for _, layers, groups in _forward_passes(model, batches, selected, head, num_classes, progress, "pass 1"):
+                for key, h in _keyed_views(layers, views, groups):
+                    first.setdefault(key, ClassAccumulator(num_classes)).update(h, groups[key[2]])
+            moments = {key: _located(key, acc.moments) for key, acc in first.items()}
+            del first  # the moments are copies; free the accumulators before pass 2
+            _warn_absent_classes(moments, num_classes)
+            layer_index = {layer: i for i, layer in enumerate(dict.fromkeys(key[0] for key in moments))}
+            rows = [row for key, m in moments.items()
+                    for row in _rows(key, layer_index, m, _located(key, _first_pass_measures, m, head, key[0]))]
+            if second_pass:
+                second = {key: _located(key, SecondPassAccumulator, m, num_classes) for key, m in moments.items()}
+                for logits, layers, groups in _forward_passes(model, batches, selected, head, num_classes, progress,
+                                                              "pass 2"):
+                    predictions = logits.argmax(1)
+                    for key, h in _keyed_views(layers, views, groups):
+                        second[key].update(h, groups[key[2]], predictions)
+                rows += [row for key, acc in second.items()
+                         for row in _rows(key, layer_index, moments[key], _located(key, acc.result))]
+    finally:
+        model.train(was_training)
+    table = pd.DataFrame(rows, columns=["layer", "layer_index", "features", "labels", "measure", "value",
+                                        "num_classes", "num_samples", "dim"])
+    return table.sort_values(["layer_index", "features", "labels"], kind="stable", ignore_index=True)
+
+
+def memorization_ratios(results: pd.DataFrame, clean: str = "clean", noisy: str = "noisy",
+                        measure: str = "cdnv_sum") -> pd.DataFrame:
+    """Memorization ratio per layer (paper Definition 1) from one :func:`measure` run with two
+    label groupings: ``measure`` under the clean labels over it under the noisy labels."""
+    return memorization_ratios_between(results[results["labels"] == clean], results[results["labels"] == noisy],
+                                       measure)
+
+
+def memorization_ratios_between(clean: pd.DataFrame, noisy: pd.DataFrame, measure: str = "cdnv_sum") -> pd.DataFrame:
+    """Memorization ratio per layer (Definition 1) from two :func:`measure` runs, e.g. on clean and
+    on corrupted inputs, each with one label grouping.
+
+    Returns layer, layer_index, features, clean, noisy, ratio and memorization (ratio > 1, the
+    memorization layers of Definition 2).
+    """
+    keys = ["layer", "layer_index", "features"]
+    sides = []
+    for name, frame in (("clean", clean), ("noisy", noisy)):
+        frame = frame[frame["measure"] == measure]
+        if frame.empty:
+            raise ValueError(f"the {name} results have no rows of measure {measure!r} (or of that label grouping)")
+        if frame["labels"].nunique() != 1:
+            raise ValueError(f"the {name} results hold several label groupings {sorted(frame['labels'].unique())}; "
+                             "select one, e.g. results[results.labels == 'y']")
+        sides.append(frame[keys + ["value"]].rename(columns={"value": name}))
+    table = sides[0].merge(sides[1], on=keys, validate="one_to_one")
+    table["ratio"] = table["clean"] / table["noisy"]
+    table["memorization"] = table["ratio"] > 1
+    return table.sort_values(["features", "layer_index"], ignore_index=True)
+
+
+def memorization_layers(table: pd.DataFrame, features: str = "flat") -> list[str]:
+    """The memorization layers {l : ratio > 1} (Definition 2) of a memorization-ratio table."""
+    rows = table[(table["features"] == features) & table["memorization"]]
+    return rows.sort_values("layer_index")["layer"].tolist()
+
+
+def iterate_batches(batches, what: str, progress: bool = False) -> Iterator:
+    """A fresh iteration of ``batches`` (a re-iterable, or a callable returning an iterable)."""
+    iterable = batches() if callable(batches) else batches
+    if progress:
+        from tqdm.auto import tqdm
+
+        return iter(tqdm(iterable, desc=what))
+    return iter(iterable)
+
+
+def is_one_shot(batches) -> bool:
+    """True for an iterator that can be read only once (a generator, ``iter(list)``); checked
+    without calling ``iter``, which would start a DataLoader's workers."""
+    return not callable(batches) and isinstance(batches, Iterator)
+
+
+def _forward_passes(model, batches, selected, head, num_classes, progress, what):
+    """Yield (logits, {layer: features}, {grouping: labels}) per batch, one forward each."""
+    device = model_device(model)
+    captured = {}
+    hook = None if head is None else head.register_forward_pre_hook(
+        lambda _m, args: captured.__setitem__(PENULTIMATE, args[0]))
+    groupings = None
+    try:
+        for batch in iterate_batches(batches, what, progress):
+            x, y = unpack_batch(batch)
+            x = x if device is None else x.to(device)
+            groups = _label_groups(y, len(x), num_classes, x.device)
+            if groupings is None:
+                groupings = list(groups)
+            elif list(groups) != groupings:
+                raise ValueError(f"every batch must carry the same label groupings; got {list(groups)} "
+                                 f"after {groupings}")
+            logits, tapped = forward_with_taps(model, x)
+            layers = {name: tapped[name] for name in selected}
+            if hook is not None:
+                layers[PENULTIMATE] = captured.pop(PENULTIMATE)
+            yield logits, layers, groups
+    finally:
+        if hook is not None:
+            hook.remove()
+    if groupings is None:
+        raise ValueError(f"{what}: batches yielded nothing")
+
+
+def select_taps(model, taps) -> list[str]:
+    """The model's taps in forward order, restricted to ``taps`` if given."""
+    available = layer_taps(model)
+    if taps is None:
+        return available
+    unknown = [t for t in taps if t not in available]
+    if unknown:
+        raise ValueError(f"unknown taps {unknown}; this model has {available}")
+    return [t for t in available if t in taps]
+
+
+def _keyed_views(layers: dict, views: tuple[str, ...], groups: dict):
+    """((layer, view, grouping), features) for every combination, each view computed once."""
+    for layer, t in layers.items():
+        for view in views:
+            h = t.flatten(1) if view == "flat" or t.ndim == 2 else t.mean(dim=tuple(range(2, t.ndim)),
+                                                                            dtype=torch.float64)
+            for grouping in groups:
+                yield (layer, view, grouping), h
+
+
+def _first_pass_measures(moments: ClassMoments, head: nn.Linear | None, layer: str) -> dict[str, float]:
+    cdnv_sum = metrics.cdnv_of(moments, "sum")
+    pairs = moments.num_classes * (moments.num_classes - 1)
+    values = {"cdnv_sum": cdnv_sum, "cdnv_mean": cdnv_sum / pairs, "nc2": metrics.nc2_of(moments),
+              "equal_norms": metrics.equal_norms_of(moments), "max_angle": metrics.max_angle_of(moments)}
+    if layer == PENULTIMATE and head is not None:
+        values["nc3"] = metrics.nc3_of(moments, head.weight)
+    return values
+
+
+def _rows(key, layer_index, moments: ClassMoments, values: dict[str, float]) -> list[tuple]:
+    layer, view, grouping = key
+    return [(layer, layer_index[layer], view, grouping, name, value, moments.num_classes, moments.num_samples,
+             moments.dim) for name, value in values.items()]
+
+
+def _located(key, fn: Callable, *args):
+    """Call fn, naming the layer, view and grouping in its errors and degenerate-geometry warnings."""
+    where = f"{key[0]} ({key[1]} features, labels {key[2]!r})"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", metrics.DegenerateGeometryWarning)
+        try:
+            result = fn(*args)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from error
+    for w in caught:
+        warnings.warn(f"{where}: {w.message}", w.category, stacklevel=2)
+    return result
+
+
+def _warn_absent_classes(moments: dict, num_classes: int) -> None:
+    seen = set()
+    for (_, _, grouping), m in moments.items():
+        if grouping not in seen and m.num_classes < num_classes:
+            seen.add(grouping)
+            absent = sorted(set(range(num_classes)) - set(m.classes.tolist()))
+            warnings.warn(f"labels {grouping!r}: classes {absent[:10]} have no samples; measures use the "
+                          f"{m.num_classes} classes present", UserWarning, stacklevel=3)
+
+
+def _feature_views(features) -> tuple[str, ...]:
+    views = (features,) if isinstance(features, str) else tuple(features)
+    bad = [v for v in views if v not in FEATURE_VIEWS]
+    if bad or not views:
+        raise ValueError(f"features must be one or more of {FEATURE_VIEWS}, got {features!r}")
+    return tuple(dict.fromkeys(views))
+
+
+def unpack_batch(batch):
+    """(x, y) of a batch, or a ValueError saying what a batch must be."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise ValueError(f"each batch must be a pair (x, y); got {type(batch).__name__}"
+                         f"{' of length ' + str(len(batch)) if isinstance(batch, (tuple, list)) else ''}")
+    return batch
+
+
+def _label_groups(y, batch_size: int, num_classes: int, device) -> dict[str, torch.Tensor]:
+    groups = dict(y) if isinstance(y, dict) else {DEFAULT_GROUPING: y}
+    if not groups:
+        raise ValueError("the label dict of a batch is empty; give at least one grouping")
+    checked = {}
+    for name, labels in groups.items():
+        labels = torch.as_tensor(labels)
+        if labels.ndim != 1 or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+            raise ValueError(f"labels {name!r} must be a 1-D integer tensor, got {labels.dtype} {tuple(labels.shape)}")
+        if len(labels) != batch_size:
+            raise ValueError(f"labels {name!r} has {len(labels)} entries but the batch has {batch_size} inputs")
+        if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(f"labels {name!r} must lie in [0, {num_classes}); got [{int(labels.min())}, "
+                             f"{int(labels.max())}] (set num_classes)")
+        checked[name] = labels.to(device, torch.int64)
+    return checked
+
+
+def model_device(model: nn.Module) -> torch.device | None:
+    """The model's device (None for a model without parameters: inputs stay where they are)."""
+    parameter = next(model.parameters(), None)
+    return None if parameter is None else parameter.device
+
+
+def _column_blocks(h: torch.Tensor):
+    """Yield (float64 copy of a column block of h, its column slice), reusing one buffer."""
+    elements = BLOCK_ELEMENTS.get(h.device.type, BLOCK_ELEMENTS["cpu"])
+    width = max(1, min(h.shape[1], elements // max(1, len(h))))
+    buffer = torch.empty(len(h), width, dtype=torch.float64, device=h.device)
+    for start in range(0, h.shape[1], width):
+        columns = slice(start, min(start + width, h.shape[1]))
+        block = buffer[:, : columns.stop - start]
+        block.copy_(h[:, columns])
+        yield block, columns
