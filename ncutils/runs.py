@@ -251,7 +251,8 @@ class RunRecord:
 class Store:
     """Results of runs on disk, one directory per run, written atomically and verified on read.
 
-    root: the results directory (default ``data/results`` in the repository, committed), holding
+    root: the results directory (default ``$NCUTILS_RESULTS``, else ``data/results`` in the repository,
+        committed), holding
         ``runs/<model>-<dataset>-<key>/`` with config.json, metrics.parquet, train_log.csv,
         summary.json, provenance.json and, written last, manifest.json (their sha256).
     cache: checkpoints, locks, job logs and set-aside corrupt results (default ``$NCUTILS_CACHE``,
@@ -259,7 +260,8 @@ class Store:
     """
 
     def __init__(self, root: str | os.PathLike | None = None, cache: str | os.PathLike | None = None):
-        self.root = Path(root).expanduser() if root is not None else REPO_ROOT / "data" / "results"
+        root = root if root is not None else os.environ.get("NCUTILS_RESULTS") or REPO_ROOT / "data" / "results"
+        self.root = Path(root).expanduser()
         cache = cache if cache is not None else os.environ.get("NCUTILS_CACHE") or REPO_ROOT / "cache"
         self.cache = Path(cache).expanduser()
 
@@ -553,3 +555,33 @@ def summaries(configs: Iterable[RunConfig], *, compute: bool = True, store: Stor
               progress: bool = True) -> pd.DataFrame:
     """One row per run: its accuracies (train_acc, test_acc, ...) and measured set sizes."""
     return _joined(_records(configs, compute, store, progress), lambda r: pd.DataFrame([r.summary]))
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    """What a chapter shows: the metrics and summaries of the stored runs, and the runs still missing."""
+
+    metrics: pd.DataFrame
+    summaries: pd.DataFrame
+    missing: list[tuple[RunConfig, str]]
+    store: Store
+
+    def missing_message(self) -> str:
+        """Empty when complete; otherwise which runs are missing and the commands that compute them."""
+        return str(MissingResults(self.missing, self.store)) if self.missing else ""
+
+
+def available(configs: Iterable[RunConfig], *, compute: bool = False, store: Store | None = None,
+              progress: bool = True) -> StudyResults:
+    """The stored runs of ``configs`` (computing the missing ones first when ``compute``), and the rest.
+
+    A book built from stored results shows what is there and says what is not, instead of failing.
+    """
+    store = store or Store()
+    configs = list(dict.fromkeys(configs))
+    if compute:
+        _records(configs, True, store, progress)
+    statuses = {c: store.status(c) for c in configs}
+    records = [store.read(c) for c, s in statuses.items() if s == "stored"]
+    return StudyResults(_joined(records, lambda r: r.metrics), _joined(records, lambda r: pd.DataFrame([r.summary])),
+                        [(c, s) for c, s in statuses.items() if s != "stored"], store)

@@ -6,7 +6,9 @@ import pytest
 from ncutils.book import BOOK, ChapterFailed, build, chapters, execute
 
 
-def test_smoke_build_renders_every_chapter_with_its_figures(cifar_root):
+def test_smoke_build_renders_every_chapter_with_its_figures(cifar_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("NCUTILS_RESULTS", str(tmp_path / "results"))  # smoke runs stay out of data/results
+    monkeypatch.setenv("NCUTILS_CACHE", str(tmp_path / "cache"))
     index = build(scale="smoke", compute=True)
     assert index.exists()
     html = BOOK / "_build" / "html"

@@ -5,7 +5,8 @@
    - engine: ClassAccumulator (pass 1) + SecondPassAccumulator (pass 2) over the batches, then
      CDNV, NC1, NC2 and NCC accuracy;
    - naive: all features materialised as one (N, D) float64 tensor, dense D x D Sigma_W and
-     Sigma_B, pinv(Sigma_B) (eigh), the same four measures.
+     Sigma_B, pinv(Sigma_B) by SVD (np.linalg.pinv's method, as in Papyan et al.'s reference code),
+     the same four measures.
    Each case runs in its own subprocess, after a tiny warm-up run. Time: the measurement work
    only (feature generation is excluded for both), best of 5 runs for the engine and of 2 for the
    naive method (one at D = 16384); the minimum filters interference from other processes.
@@ -165,7 +166,7 @@ def _naive(source: _FeatureSource) -> tuple[float, dict]:
     sigma_w = deviations.T @ deviations / len(h)
     centred = means - h.mean(0)
     sigma_b = centred.T @ centred / K
-    nc1 = float((sigma_w * torch.linalg.pinv(sigma_b, hermitian=True)).sum() / K)  # Tr(A B), A, B symmetric
+    nc1 = float((sigma_w * torch.linalg.pinv(sigma_b)).sum() / K)  # Tr(A B), A, B symmetric; SVD pinv as np.linalg.pinv
     variances = torch.zeros(K, dtype=torch.float64).index_add_(0, y, deviations.square().sum(1)) / count
     distance_sq = torch.cdist(means, means).square()
     off = ~torch.eye(K, dtype=torch.bool)

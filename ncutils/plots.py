@@ -1,0 +1,49 @@
+"""Figures in the paper's layout: layers on x, one line per model (or noise level), log scale for CDNV."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from .streaming import PENULTIMATE
+
+# (measure, axis label, log scale) of the paper's rows
+CDNV = ("cdnv_sum", "CDNV (eq. 4, sum over pairs)", True)
+NC2 = ("nc2", "NC2 (eq. 5)", False)
+NC1 = ("nc1", "NC1 = Tr(Σ_W Σ_B⁺)/K", True)
+PROBE = ("probe_test_acc", "linear-probe test accuracy", False)
+MEMORIZATION = ("memorization_ratio", "memorization ratio (Def. 1)", True)
+
+
+def layer_rows(metrics: pd.DataFrame, measure: str, *, split: str = "train", labels: str = "clean",
+               inputs: str = "clean", features: str | None = None) -> pd.DataFrame:
+    """Rows of one measure per layer tap (the classifier's input left out), with a 1-based ``layer``
+    number; probes are always on pooled features and their own split, the NC measures on ``split``
+    with flat features (the paper's) unless ``features`` says otherwise."""
+    if measure.startswith("probe_"):
+        selected = metrics[(metrics.measure == measure) & (metrics.eval_data == metrics.dataset)]
+    else:
+        selected = metrics[(metrics.measure == measure) & (metrics.split == split) & (metrics.labels == labels)
+                           & (metrics.inputs == inputs) & (metrics.features == (features or "flat"))
+                           & (metrics.eval_data == metrics.dataset)]
+    selected = selected[selected.layer != PENULTIMATE].copy()
+    selected["layer number"] = selected.layer_index + 1
+    return selected
+
+
+def layer_figure(frames: list[pd.DataFrame], rows: list[tuple[str, str, bool]], *, hue: str = "model",
+                 title: str = "", hue_order=None) -> plt.Figure:
+    """One panel per (frame, row): ``frames[i]`` holds the rows of measure ``rows[i][0]``."""
+    fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.4), squeeze=False)
+    for ax, frame, (measure, label, log) in zip(axes[0], frames, rows):
+        sns.lineplot(data=frame, x="layer number", y="value", hue=hue, hue_order=hue_order, marker="o",
+                     markersize=4, ax=ax, legend=ax is axes[0][-1])
+        ax.set(ylabel=label, xlabel="layer (block)")
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    if axes[0][-1].get_legend() is not None:
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
