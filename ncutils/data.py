@@ -131,11 +131,8 @@ def _missing(name: str, where: Path, how: str) -> DatasetNotFoundError:
 
 
 def _md5(path: Path) -> str:
-    h = hashlib.md5()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def _unpickle(path: Path) -> dict:

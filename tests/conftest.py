@@ -1,3 +1,8 @@
+import os
+import signal
+import subprocess
+import time
+
 import pytest
 import torch
 
@@ -16,3 +21,17 @@ def cifar_root():
     assert (root / "cifar-10-batches-py").is_dir(), (
         f"CIFAR-10 not under NCUTILS_DATA={root}: run `make data` (or prepare.py) first")
     return root
+
+
+@pytest.fixture
+def kill_after_checkpoint():
+    """Start a command, SIGKILL it as soon as ``checkpoint`` exists, return the checkpoint's epoch."""
+    def run(command: list[str], checkpoint, timeout: float = 300) -> int:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + timeout
+        while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return torch.load(checkpoint, weights_only=False)["epoch"]
+    return run

@@ -4,10 +4,8 @@ import json
 import multiprocessing
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
@@ -259,17 +257,10 @@ def _ensure_command(config: RunConfig, store: Store) -> list[str]:
     return [sys.executable, "-c", code, json.dumps(config.to_dict()), str(store.root), str(store.cache)]
 
 
-def test_a_run_killed_mid_training_resumes_to_the_same_results(tmp_path, threads, cifar_root):
+def test_a_run_killed_mid_training_resumes_to_the_same_results(tmp_path, threads, cifar_root, kill_after_checkpoint):
     config = tiny(epochs=12, probe=False)
     killed = Store(tmp_path / "killed", tmp_path / "killed-cache")
-    proc = subprocess.Popen(_ensure_command(config, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = killed.checkpoint_path(config)
-    deadline = time.time() + 120
-    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    stopped_at = torch.load(checkpoint, weights_only=False)["epoch"]
+    stopped_at = kill_after_checkpoint(_ensure_command(config, killed), killed.checkpoint_path(config), timeout=120)
     assert 1 <= stopped_at < config.epochs, f"not killed mid-training (checkpoint at epoch {stopped_at})"
     assert killed.status(config) == "missing" and not list(killed.runs.glob("*"))
     assert killed.ensure(config, progress=False) == "computed"

@@ -1,8 +1,5 @@
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -72,18 +69,12 @@ def _cli_train(checkpoint, epochs):
             "--checkpoint", str(checkpoint)]
 
 
-def test_resume_after_kill_gives_identical_weights(tmp_path, cifar_root):
+def test_resume_after_kill_gives_identical_weights(tmp_path, cifar_root, kill_after_checkpoint):
     epochs = 8
     whole = tmp_path / "whole.pt"
     subprocess.run(_cli_train(whole, epochs), check=True, capture_output=True)
     killed = tmp_path / "killed.pt"
-    proc = subprocess.Popen(_cli_train(killed, epochs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not killed.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    stopped_at = torch.load(killed, weights_only=False)["epoch"]
+    stopped_at = kill_after_checkpoint(_cli_train(killed, epochs), killed)
     assert 1 <= stopped_at < epochs, f"the run was not killed mid-training (checkpoint at epoch {stopped_at})"
     subprocess.run(_cli_train(killed, epochs), check=True, capture_output=True)
     a, b = torch.load(whole, weights_only=False), torch.load(killed, weights_only=False)
