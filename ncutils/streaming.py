@@ -42,10 +42,14 @@ class ClassAccumulator:
     def __init__(self, num_classes: int):
         self.num_classes = num_classes
         self.count = self.mean = self.ssd = None
+        self.pending = _PendingRows()
 
     def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         """Add a batch: features (B, D) of any float dtype, labels (B,) int64 in [0, num_classes)."""
-        h = features.detach().reshape(len(features), -1)
+        if self.pending.add(features.detach().reshape(len(features), -1), labels):
+            self._merge(*self.pending.take())
+
+    def _merge(self, h: torch.Tensor, labels: torch.Tensor) -> None:
         if self.mean is None:
             self.count = torch.zeros(self.num_classes, dtype=torch.float64, device=h.device)
             self.mean = torch.zeros(self.num_classes, h.shape[1], dtype=torch.float64, device=h.device)
@@ -69,6 +73,8 @@ class ClassAccumulator:
 
     def moments(self) -> ClassMoments:
         """Statistics of the classes that have samples (absent classes are left out)."""
+        if self.pending.rows:
+            self._merge(*self.pending.take())
         if self.mean is None:
             raise ValueError("no batches were seen")
         if not (torch.isfinite(self.mean).all() and torch.isfinite(self.ssd).all()):
@@ -103,10 +109,14 @@ class SecondPassAccumulator:
         self.nc1_sum = torch.zeros((), dtype=torch.float64, device=device)
         self.ncc_correct = torch.zeros((), dtype=torch.int64, device=device)
         self.nc4_disagree = torch.zeros_like(self.ncc_correct)
+        self.pending = _PendingRows()
 
     def update(self, features: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor) -> None:
         """Add a batch: features (B, D), labels (B,), the network's predicted labels (B,)."""
-        h = features.detach().reshape(len(features), -1)
+        if self.pending.add(features.detach().reshape(len(features), -1), labels, predictions):
+            self._accumulate(*self.pending.take())
+
+    def _accumulate(self, h: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor) -> None:
         rows = self.row_of[labels]
         if (rows < 0).any():
             raise ValueError("the second pass has labels of classes that had no samples in the first pass: "
@@ -125,6 +135,8 @@ class SecondPassAccumulator:
 
     def result(self) -> dict[str, float]:
         """{"nc1", "ncc_accuracy", "nc4"}, after checking pass 2 saw the data of pass 1."""
+        if self.pending.rows:
+            self._accumulate(*self.pending.take())
         moments = self.moments
         if not torch.equal(self.count, moments.count):
             raise ValueError(f"the second pass saw {self.count.long().tolist()} samples per class but the first saw "
@@ -379,6 +391,25 @@ def model_device(model: nn.Module) -> torch.device | None:
     """The model's device (None for a model without parameters: inputs stay where they are)."""
     parameter = next(model.parameters(), None)
     return None if parameter is None else parameter.device
+
+
+class _PendingRows:
+    """Small batches held back until they fill a column block: narrow features (small D) are then
+    reduced a few hundred rows at a time, so the fixed cost of an update is paid less often."""
+
+    def __init__(self):
+        self.parts: list[tuple[torch.Tensor, ...]] = []
+        self.rows = 0
+
+    def add(self, h: torch.Tensor, *per_row: torch.Tensor) -> bool:
+        """Hold (h, labels, ...); True when the held rows fill a block and should be reduced."""
+        self.parts.append((h, *per_row))
+        self.rows += len(h)
+        return self.rows * h.shape[1] >= BLOCK_ELEMENTS.get(h.device.type, BLOCK_ELEMENTS["cpu"])
+
+    def take(self) -> tuple[torch.Tensor, ...]:
+        parts, self.parts, self.rows = self.parts, [], 0
+        return tuple(torch.cat(column) if len(parts) > 1 else column[0] for column in zip(*parts))
 
 
 def _column_blocks(h: torch.Tensor):
