@@ -35,15 +35,19 @@ def layer_figure(frames: list[pd.DataFrame], rows: list[tuple[str, str, bool]], 
                  title: str = "", hue_order=None) -> plt.Figure:
     """One panel per (frame, row): ``frames[i]`` holds the rows of measure ``rows[i][0]``."""
     fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.4), squeeze=False)
-    for ax, frame, (measure, label, log) in zip(axes[0], frames, rows):
-        sns.lineplot(data=frame, x="layer number", y="value", hue=hue, hue_order=hue_order, marker="o",
-                     markersize=4, ax=ax, legend=ax is axes[0][-1])
+    legend_panel = max((i for i, f in enumerate(frames) if not f.empty), default=None)
+    for i, (ax, frame, (_, label, log)) in enumerate(zip(axes[0], frames, rows)):
         ax.set(ylabel=label, xlabel="layer (block)")
+        if frame.empty:
+            ax.text(0.5, 0.5, "no stored runs yet", ha="center", va="center", transform=ax.transAxes)
+            continue
+        sns.lineplot(data=frame, x="layer number", y="value", hue=hue, hue_order=hue_order, marker="o",
+                     markersize=4, ax=ax, legend=i == legend_panel)
         if log:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    if axes[0][-1].get_legend() is not None:
-        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    if legend_panel is not None:
+        sns.move_legend(axes[0][legend_panel], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

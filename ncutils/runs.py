@@ -507,7 +507,7 @@ def _config_columns(config: RunConfig) -> dict:
 
 
 def _records(configs: Iterable[RunConfig], compute: bool, store: Store | None, progress: bool) -> list[RunRecord]:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     store = store or Store()
     configs = list(dict.fromkeys(configs))

@@ -251,7 +251,7 @@ def iterate_batches(batches, what: str, progress: bool = False) -> Iterator:
     """A fresh iteration of ``batches`` (a re-iterable, or a callable returning an iterable)."""
     iterable = batches() if callable(batches) else batches
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         return iter(tqdm(iterable, desc=what))
     return iter(iterable)

@@ -121,7 +121,7 @@ def run_local(configs: list[RunConfig], *, store: Store | None = None, workers: 
               progress: bool = True) -> SweepReport:
     """Compute the missing runs here: sequentially in this process (``workers=1``) or in ``workers``
     spawned processes with ``threads`` torch threads each (default: the cores shared out)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     check_options("local", workers=workers, threads=threads)
     store = store or Store()
@@ -224,7 +224,7 @@ def _submit(executor, job: RunJob, config: RunConfig):
 def _collect(pending: dict, queue: list, submit, max_retries: int, store: Store, report: SweepReport,
              progress: bool, poll_s: float, total: int) -> SweepReport:
     """Wait for the jobs, resubmitting failures, and keep up to len(pending) jobs in flight."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     bar = tqdm(total=total, desc="jobs", unit="run", disable=not progress)
     while pending:

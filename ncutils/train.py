@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: notebooks without ipywidgets show them too
 
 from .data import Batches, ImageData
 from .models import TappedModel
