@@ -52,7 +52,21 @@ def execute(name: str, scale: str, compute: bool, book: Path = BOOK, notebooks: 
         raise ChapterFailed(f"notebook {source.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}") from None
     finally:
         unexecuted.unlink(missing_ok=True)
+    _hide_injected_parameters(out)
     return out
+
+
+def _hide_injected_parameters(path: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell``: the page shows the defaults cell and
+    says which scale it was built at, not a duplicate of the parameters."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, path)
 
 
 def build(scale: str = "cpu", compute: bool = False, book: Path = BOOK) -> Path:
