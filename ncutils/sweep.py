@@ -412,7 +412,10 @@ def _calibration(store: Store) -> dict:
         except (OSError, ValueError, KeyError, TypeError):
             continue
         seconds = record.provenance["seconds"]
-        measured = record.train_log["seconds"].sum() + sum(v for k, v in seconds.items() if k not in ("train", "total"))
+        # the median epoch, not the sum: an epoch slowed by another process (or a paused run) says
+        # nothing about the run's cost
+        epochs = record.train_log["seconds"]
+        measured = epochs.median() * len(epochs) + sum(v for k, v in seconds.items() if k not in ("train", "total"))
         found.setdefault((config.model, config.size), []).append(
             (measured / estimated_seconds(config), record.provenance["device"]))
     return found
