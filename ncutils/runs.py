@@ -576,9 +576,11 @@ def available(configs: Iterable[RunConfig], *, compute: bool = False, store: Sto
     """
     store = store or Store()
     configs = list(dict.fromkeys(configs))
-    if compute:
-        _records(configs, True, store, progress)
-    statuses = {c: store.status(c) for c in configs}
-    records = [store.read(c) for c, s in statuses.items() if s == "stored"]
+    if compute:  # every run ends up stored: read each once
+        records, missing = _records(configs, True, store, progress), []
+    else:
+        statuses = {c: store.status(c) for c in configs}
+        records = [store.read(c) for c, s in statuses.items() if s == "stored"]
+        missing = [(c, s) for c, s in statuses.items() if s != "stored"]
     return StudyResults(_joined(records, lambda r: r.metrics), _joined(records, lambda r: pd.DataFrame([r.summary])),
-                        [(c, s) for c, s in statuses.items() if s != "stored"], store)
+                        missing, store)
