@@ -44,6 +44,8 @@ def cmd_sweep(a) -> None:
     from .sweep import check_options, format_plan, plan, run_local, run_submitit
 
     configs = study_configs(a.study, a.scale)
+    if a.match:
+        configs = [c for c in configs if all(m in c.describe() for m in a.match)]
     store = Store(a.store)
     executor = a.executor
     check_options(executor, workers=a.workers, partition=a.partition, gpus=a.gpus, cpus=a.cpus,
@@ -85,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help=cmd_sweep.__doc__, description=cmd_sweep.__doc__)
     s.add_argument("study", help=f"one of {', '.join(study_names())} (ncutils/studies.py)")
     s.add_argument("--scale", default="cpu", help=f"one of {', '.join(SCALES)} (default cpu)")
+    s.add_argument("--match", action="append", help="only the runs whose description (as --dry-run lists it) "
+                   "contains this text; repeat to require several")
     s.add_argument("--dry-run", action="store_true", help="list the runs, their status and estimated cost; compute "
                    "nothing")
     s.add_argument("--executor", default="local", help="local (this machine), slurm, or submitit-local (Slurm's job "

@@ -76,6 +76,16 @@ class ImageData:
         return replace(self, images=self.images[positions], labels=self.labels[positions],
                        indices=self.indices[positions])
 
+    def resized(self, side: int) -> "ImageData":
+        """The images resized to ``side`` x ``side`` (bilinear, antialiased), still uint8; the
+        normalisation statistics stay those of the stored training split."""
+        if self.images.shape[-2:] == (side, side):
+            return self
+        x = torch.nn.functional.interpolate(self.images.float(), size=(side, side), mode="bilinear",
+                                            antialias=True, align_corners=False)
+        return replace(self, images=x.round().clamp(0, 255).to(torch.uint8),
+                       provenance={**self.provenance, "resized_to": side})
+
     def with_images(self, images: torch.Tensor) -> "ImageData":
         """The same labels with other images of the same shape (e.g. a corrupted copy)."""
         if images.shape != self.images.shape or images.dtype != torch.uint8:

@@ -24,7 +24,7 @@ import platform
 import subprocess
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -136,6 +136,11 @@ def load_run_data(config: RunConfig) -> RunData:
         shift = DomainShift(family, source, config.targets)
         targets = {t: shift.limited_target(t, config.target_n_per_class or _smallest_class(shift, t), config.seed)
                    for t in config.targets}
+    if config.image_size is not None:
+        side = config.image_size
+        train_data, test_data = train_data.resized(side), test_data.resized(side)
+        targets = {t: replace(v, probe_train=v.probe_train.resized(side), probe_test=v.probe_test.resized(side))
+                   for t, v in targets.items()}
     return RunData(train=train_data, test=test_data,
                    train_inputs=corrupt_data(train_data, config.corruption, config.seed),
                    test_inputs=corrupt_data(test_data, config.corruption, config.seed),

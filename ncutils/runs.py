@@ -55,8 +55,9 @@ RUN_FILES = ("config.json", "metrics.parquet", "train_log.csv", "summary.json", 
 MANIFEST = "manifest.json"  # written last: sha256 of every file in RUN_FILES
 KEY_LENGTH = 16  # hex digits of sha256 (64 bits)
 NOISE_FIELDS = ("noise", "corruption")
-TRAINING_FIELDS = ("model", "dataset", "size", "noise", "corruption", "n_per_class", "epochs", "recipe",
-                   "batch_size", "seed")
+TRAINING_FIELDS = ("model", "dataset", "size", "noise", "corruption", "n_per_class", "image_size", "epochs",
+                   "recipe", "batch_size", "seed")
+LATER_FIELDS = ("image_size",)  # added after results were stored: hashed only when set, so older keys hold
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ class RunConfig:
     """training recipe (``ncutils.train.RECIPES``); None = the appendix's recipe for the model"""
     batch_size: int = 128
     """images per training step"""
+    image_size: int | None = None
+    """resize every image (train, test, targets) to this side, antialiased; None = as stored"""
     seed: int = 0
     """seeds the subsets, the label noise, the corruption, the initialisation, batch order and probes"""
     probe: bool = True
@@ -140,7 +143,7 @@ class RunConfig:
             raise ValueError(f"unknown recipe {self.recipe!r}; valid: {', '.join(RECIPES)}")
         for name, low in (("epochs", 0), ("batch_size", 1), ("seed", 0), ("probe_epochs", 1)):
             _check_int(name, getattr(self, name), low)
-        for name in ("n_per_class", "eval_n_per_class", "target_n_per_class"):
+        for name in ("n_per_class", "eval_n_per_class", "target_n_per_class", "image_size"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1)
         if not isinstance(self.probe, bool):
@@ -157,7 +160,7 @@ class RunConfig:
 
         s = get_scale(scale)
         base = dict(size=s.model_size(model), n_per_class=s.n_per_class, eval_n_per_class=s.eval_n_per_class,
-                    epochs=s.epochs, scale=s.name)
+                    epochs=s.epochs, scale=s.name, **s.model_fields(model))
         if "size" in fields:  # extra overrides (e.g. an activation) add to the scale's size
             base["size"] = {**base["size"], **dict(fields.pop("size"))}
         return cls(model=model, dataset=dataset, **{**base, **fields})
@@ -178,10 +181,11 @@ class RunConfig:
         return cls(**d)
 
     def identity(self) -> dict:
-        """The fields that change the numbers (every field but the ``scale`` label)."""
+        """The fields that change the numbers (every field but the ``scale`` label; a field of
+        :data:`LATER_FIELDS` only when set)."""
         d = self.to_dict()
         del d["scale"]
-        return d
+        return {k: v for k, v in d.items() if not (k in LATER_FIELDS and v is None)}
 
     def key(self) -> str:
         """Content hash of :meth:`identity` and :data:`CODE_VERSION`: names the stored results."""
@@ -190,7 +194,7 @@ class RunConfig:
     def training_key(self) -> str:
         """Content hash of what decides the trained weights: names the checkpoint, so runs that differ
         only in what they measure (or a bumped metrics version) reuse one training."""
-        return _digest({"train": {k: self.identity()[k] for k in TRAINING_FIELDS},
+        return _digest({"train": {k: v for k, v in self.identity().items() if k in TRAINING_FIELDS},
                         "code": {k: CODE_VERSION[k] for k in TRAINING_CODE}})
 
     def config_id(self) -> str:
@@ -211,6 +215,10 @@ class RunConfig:
             parts.append(f"recipe={self.recipe}")
         if self.targets:
             parts.append("targets=" + ",".join(self.targets))
+        if self.image_size is not None:
+            parts.append(f"image_size={self.image_size}")
+        if self.batch_size != RunConfig.batch_size:
+            parts.append(f"batch_size={self.batch_size}")
         parts += [f"seed={self.seed}", f"epochs={self.epochs}"]
         return " ".join(parts)
 
@@ -308,7 +316,11 @@ class Store:
         stored = json.loads((path / "config.json").read_text())
         if stored.get("code_version") != CODE_VERSION:
             return "incompatible", f"written by code version {stored.get('code_version')}, current {CODE_VERSION}"
-        if {k: v for k, v in stored.get("config", {}).items() if k != "scale"} != config.identity():
+        try:
+            same = RunConfig.from_dict(stored.get("config", {})).identity() == config.identity()
+        except (TypeError, ValueError) as error:
+            return "corrupt", f"its config.json holds no valid config ({error})"
+        if not same:
             return "corrupt", "its config.json describes another run"
         return "stored", ""
 

@@ -23,13 +23,23 @@ class Scale:
     """training epochs"""
     sizes: dict = field(default_factory=dict)
     """{model-name prefix: size overrides}; the longest matching prefix wins"""
+    run_fields: dict = field(default_factory=dict)
+    """{model-name prefix: other RunConfig fields} (e.g. a batch size); the longest matching prefix wins"""
 
     def model_size(self, model_name: str) -> dict:
         """Size overrides of ``model_name`` at this scale (empty = paper size)."""
-        prefixes = [p for p in self.sizes if model_name.startswith(p)]
-        size = dict(self.sizes[max(prefixes, key=len)]) if prefixes else {}
+        size = _longest_prefix(self.sizes, model_name)
         valid = model_overrides(model_name)
         return {k: v for k, v in size.items() if k in valid}
+
+    def model_fields(self, model_name: str) -> dict:
+        """RunConfig fields other than the size that ``model_name`` gets at this scale."""
+        return _longest_prefix(self.run_fields, model_name)
+
+
+def _longest_prefix(table: dict, model_name: str) -> dict:
+    prefixes = [p for p in table if model_name.startswith(p)]
+    return dict(table[max(prefixes, key=len)]) if prefixes else {}
 
 
 SCALES = {
@@ -37,11 +47,15 @@ SCALES = {
         "resnet": {"width": 4}, "vgg": {"width": 4}, "swin": {"embed_dim": 6},
         "vit": {"embed_dim": 12, "depth": 12}, "mlp": {"width": 32}}),
     # 250 images per class and 150 epochs is about 2,900 SGD steps of batch 128: measured on this
-    # kind of machine, enough for a width-16 ResNet18 to fit its training set (about 8 minutes).
+    # kind of machine, enough for a width-16 ResNet18 or ResNet34 to fit its training set (about 8 and
+    # 13 minutes). The bottleneck ResNets learn slower per step (ResNet50 reached 98.8% in 2,900
+    # steps): batch 64 gives them twice the steps for the same images. ViT widths keep 8 dimensions
+    # per head (3/6/12 heads) at a quarter of the FLOPs of 16/head.
     "cpu": Scale("cpu", n_per_class=250, eval_n_per_class=200, epochs=150, sizes={
         "resnet": {"width": 16}, "resnet101": {"width": 8}, "resnet152": {"width": 8},
-        "vgg": {"width": 16}, "swin": {"embed_dim": 24}, "vit_tiny": {"embed_dim": 48}, "vit_small": {"embed_dim": 96},
-        "vit_base": {"embed_dim": 192}, "mlp": {"width": 512}}),
+        "vgg": {"width": 16}, "swin": {"embed_dim": 24}, "vit_tiny": {"embed_dim": 24}, "vit_small": {"embed_dim": 48},
+        "vit_base": {"embed_dim": 96}, "mlp": {"width": 512}},
+        run_fields={"resnet50": {"batch_size": 64}, "resnet101": {"batch_size": 64}, "resnet152": {"batch_size": 64}}),
     "paper": Scale("paper", n_per_class=None, eval_n_per_class=None, epochs=200),
 }
 

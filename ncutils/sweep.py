@@ -33,6 +33,7 @@ import submitit
 import torch
 
 from .runs import RunConfig, Store
+from .scales import Scale
 
 EXECUTORS = ("local", "slurm", "submitit-local")
 # Training images per second of every model at its cpu-scale size on 32x32 CIFAR-10, measured on the
@@ -46,6 +47,11 @@ REFERENCE_TRAIN_IMAGES_PER_S = {
     "swin_t": 357, "swin_s": 282, "swin_b": 177, "swin_l": 147,
     "vit_tiny": 197, "vit_small": 93, "vit_base": 41, "mlp": 8759,
 }
+# The sizes those speeds were measured at (the first cpu scale; batch 128, 32x32 inputs).
+REFERENCE_SIZES = Scale("reference", n_per_class=250, eval_n_per_class=200, epochs=150, sizes={
+    "resnet": {"width": 16}, "resnet101": {"width": 8}, "resnet152": {"width": 8}, "vgg": {"width": 16},
+    "swin": {"embed_dim": 24}, "vit_tiny": {"embed_dim": 48}, "vit_small": {"embed_dim": 96},
+    "vit_base": {"embed_dim": 192}, "mlp": {"width": 512}})
 REFERENCE_DEVICE = "the 2-core reference CPU"
 # Forward (evaluate: fp32, batch 500) over training images per second, measured alike: ResNet18 2.0,
 # VGG11 2.3, Swin S 1.9, Swin B 2.4, MLP 2.8.
@@ -301,7 +307,7 @@ def plan(configs: list[RunConfig], store: Store | None = None) -> pd.DataFrame:
 
     The cost is the run's training images over the model's training speed plus the images measured,
     probed and evaluated over its forward speed, from :data:`REFERENCE_TRAIN_IMAGES_PER_S` (measured at
-    the cpu-scale sizes) scaled by forward FLOPs to the config's size and input shape. When the store
+    :data:`REFERENCE_SIZES`) scaled by forward FLOPs to the config's size and input shape. When the store
     holds runs of the same model and size, the estimate is scaled by their measured over estimated
     time (median), and ``basis`` names the device they ran on.
     """
@@ -349,6 +355,8 @@ def duration(seconds: float) -> str:
 def estimated_seconds(config: RunConfig) -> float:
     """Seconds one run takes on the reference CPU (see :func:`plan`)."""
     classes, train_images, test_images, in_shape = _dataset_shape(config.dataset)
+    if config.image_size is not None:
+        in_shape = (in_shape[0], config.image_size, config.image_size)
     n_train = config.n_per_class * classes if config.n_per_class else train_images
     n_test = config.eval_n_per_class * classes if config.eval_n_per_class else test_images
     steps = n_train // config.batch_size if n_train > config.batch_size else 1
@@ -373,10 +381,8 @@ def _dataset_shape(dataset: str) -> tuple:
 
 
 def _flop_ratio(model: str, size: tuple, in_shape: tuple) -> float:
-    """Forward FLOPs of the reference (cpu-scale) size on 32x32 over those of ``size`` on ``in_shape``."""
-    from .scales import SCALES
-
-    reference = tuple(sorted(SCALES["cpu"].model_size(model).items()))
+    """Forward FLOPs of the reference size on 32x32 over those of ``size`` on ``in_shape``."""
+    reference = tuple(sorted(REFERENCE_SIZES.model_size(model).items()))
     if _without_activation(size) == reference and in_shape == (3, 32, 32):
         return 1.0
     return _forward_flops(model, reference, (3, 32, 32)) / _forward_flops(model, _without_activation(size), in_shape)

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from ncutils.data import (Batches, DatasetNotFoundError, balanced_subset, load_dataset, normalize,
+from ncutils.data import (Batches, DatasetNotFoundError, ImageData, balanced_subset, load_dataset, normalize,
                           random_crop_flip)
 
 
@@ -93,3 +93,14 @@ def test_bad_names_give_clear_errors(tmp_path):
         load_dataset("cifar10", "val")
     with pytest.raises(ValueError, match="unknown pacs domain 'foto'; valid: art_painting, cartoon, photo, sketch"):
         load_dataset("pacs:foto", root=tmp_path)
+
+
+def test_resized_matches_torchvision_antialiased_resize():
+    images = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8)
+    data = ImageData("x", "train", images, torch.zeros(3, dtype=torch.int64), ("a",), (0.5,) * 3, (0.2,) * 3,
+                     torch.arange(3))
+    small = data.resized(32)
+    reference = TF.resize(images.float(), [32, 32], antialias=True).round().clamp(0, 255).to(torch.uint8)
+    assert small.images.dtype == torch.uint8 and small.shape == (3, 32, 32)
+    assert (small.images.int() - reference.int()).abs().max() <= 1
+    assert data.resized(64) is data

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from ncutils import build_model, layer_taps, load_dataset
+from ncutils.data import REPO_ROOT
 from ncutils.experiment import run_experiment
 from ncutils.runs import CODE_VERSION, MissingResults, RunConfig, Store, results, summaries, train_logs
 from ncutils.streaming import memorization_ratios, memorization_ratios_between
@@ -80,12 +81,23 @@ CHANGES = {  # one change of every field that changes the numbers
     "targets": {**PACS_RUN, "targets": ("cartoon",)}, "n_per_class": {"n_per_class": 11},
     "eval_n_per_class": {"eval_n_per_class": 6}, "target_n_per_class": {**PACS_RUN, "target_n_per_class": 6},
     "epochs": {"epochs": 3}, "recipe": {"recipe": "parker"}, "batch_size": {"batch_size": 64}, "seed": {"seed": 1},
+    "image_size": {"image_size": 16},
     "probe": {"probe": False}, "probe_epochs": {"probe_epochs": 2}, "features": {"features": ("flat", "pooled")},
 }
 
 
 def test_every_field_but_the_scale_label_is_covered_by_a_change():
     assert set(CHANGES) == {f.name for f in dataclasses.fields(RunConfig)} - {"scale"}
+
+
+def test_committed_results_keep_their_keys():
+    """Fields added later (LATER_FIELDS) are hashed only when set: every committed run still has the key
+    its directory was named with."""
+    runs = sorted((REPO_ROOT / "data" / "results" / "runs").glob("*/config.json"))
+    assert runs, "no committed results to check"
+    for path in runs:
+        config = RunConfig.from_dict(json.loads(path.read_text())["config"])
+        assert config.name == path.parent.name
 
 
 @pytest.mark.parametrize("field", sorted(CHANGES))
