@@ -26,6 +26,7 @@ from .models import classifier, forward_with_taps, layer_taps
 FEATURE_VIEWS = ("flat", "pooled")
 DEFAULT_GROUPING = "y"
 PENULTIMATE = "penultimate"  # the classifier's input, measured after the taps (and NC3 on it)
+MAX_CANCELLED_DIGITS = 6  # of float64's 16 that the one-read pass 1 may cancel (ssd keeps ~1e-10 relative precision)
 # float64 elements per column block of a batch: cache-sized on CPU (2 MiB), large on GPUs where
 # cache blocking gains nothing and each block costs kernel launches
 BLOCK_ELEMENTS = {"cpu": 1 << 18, "cuda": 1 << 26}
@@ -36,12 +37,17 @@ class ClassAccumulator:
 
     Each batch is reduced to per-class batch moments in float64 and merged with Chan's parallel
     update  ssd = ssd_a + ssd_b + ||mean_b - mean_a||^2 n_a n_b / (n_a + n_b),  so large common
-    offsets in float32 features cost no precision. Work is done in column blocks of the batch.
+    offsets in float32 features cost no precision. A batch's moments come from one read of the
+    features shifted by a fixed float64 vector (the first batch's mean):  ssd_b = sum ||h_i - c||^2
+    - n_b ||mean_b - c||^2.  That subtraction cancels about log10(n_b ||mean_b - c||^2 / ssd_b)
+    digits; where it would cancel more than :data:`MAX_CANCELLED_DIGITS` of float64's 16 (tightly
+    collapsed classes far from c), the batch is reduced again from its deviations from the class
+    means, the exact two-read way. Work is done in column blocks of the batch.
     """
 
     def __init__(self, num_classes: int):
         self.num_classes = num_classes
-        self.count = self.mean = self.ssd = None
+        self.count = self.mean = self.ssd = self.shift = None
         self.pending = _PendingRows()
 
     def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
@@ -49,27 +55,41 @@ class ClassAccumulator:
         if self.pending.add(features.detach().reshape(len(features), -1), labels):
             self._merge(*self.pending.take())
 
-    def _merge(self, h: torch.Tensor, labels: torch.Tensor) -> None:
+    def _merge(self, parts: list[torch.Tensor], labels: torch.Tensor) -> None:
         if self.mean is None:
-            self.count = torch.zeros(self.num_classes, dtype=torch.float64, device=h.device)
-            self.mean = torch.zeros(self.num_classes, h.shape[1], dtype=torch.float64, device=h.device)
+            device, dim = parts[0].device, parts[0].shape[1]
+            self.count = torch.zeros(self.num_classes, dtype=torch.float64, device=device)
+            self.mean = torch.zeros(self.num_classes, dim, dtype=torch.float64, device=device)
             self.ssd = torch.zeros_like(self.count)
+            self.shift = parts[0].to(torch.float64).mean(0)
         # classes in the batch, the row of each sample among them, and their counts
         present, index, batch_count = torch.unique(labels, return_inverse=True, return_counts=True)
         batch_count = batch_count.to(torch.float64)
-        batch_mean = torch.zeros(len(present), h.shape[1], dtype=torch.float64, device=h.device)
-        squared_deviation = torch.zeros(len(h), dtype=torch.float64, device=h.device)
-        for block, columns in _column_blocks(h):
-            block_mean = batch_mean[:, columns].index_add_(0, index, block).div_(batch_count[:, None])
-            block.sub_(block_mean.index_select(0, index))  # h_i - batch mean of class y_i
-            squared_deviation += torch.linalg.vector_norm(block, dim=1).square()
-        batch_ssd = torch.zeros_like(batch_count).index_add_(0, index, squared_deviation)
+        shifted_sum = torch.zeros(len(present), self.mean.shape[1], dtype=torch.float64, device=self.mean.device)
+        squared_norm = torch.zeros(len(labels), dtype=torch.float64, device=self.mean.device)
+        for block, columns in _column_blocks(parts, self.shift):  # block = h - c
+            shifted_sum[:, columns].index_add_(0, index, block)
+            squared_norm += torch.linalg.vector_norm(block, dim=1).square()
+        shifted_mean = shifted_sum.div_(batch_count[:, None])
+        offset = batch_count * shifted_mean.square().sum(1)  # n_b ||mean_b - c||^2
+        batch_ssd = torch.zeros_like(batch_count).index_add_(0, index, squared_norm) - offset
+        batch_mean = shifted_mean + self.shift
+        if bool((offset > 10.0 ** MAX_CANCELLED_DIGITS * batch_ssd).any()):
+            batch_ssd = self._deviations(parts, index, batch_mean)
         old_count = self.count[present]
         total = old_count + batch_count
         delta = batch_mean - self.mean[present]
         self.mean[present] += delta * (batch_count / total)[:, None]
         self.ssd[present] += batch_ssd + delta.square().sum(1) * old_count * batch_count / total
         self.count[present] = total
+
+    def _deviations(self, parts: list[torch.Tensor], index: torch.Tensor, batch_mean: torch.Tensor) -> torch.Tensor:
+        """Per-class sum of squared deviations from the batch's class means, by a second read."""
+        squared_deviation = torch.zeros(len(index), dtype=torch.float64, device=self.mean.device)
+        for block, columns in _column_blocks(parts, batch_mean, index):  # block = h_i - mean of class y_i
+            squared_deviation += torch.linalg.vector_norm(block, dim=1).square()
+        return torch.zeros(len(batch_mean), dtype=torch.float64, device=self.mean.device).index_add_(
+            0, index, squared_deviation)
 
     def moments(self) -> ClassMoments:
         """Statistics of the classes that have samples (absent classes are left out)."""
@@ -116,14 +136,13 @@ class SecondPassAccumulator:
         if self.pending.add(features.detach().reshape(len(features), -1), labels, predictions):
             self._accumulate(*self.pending.take())
 
-    def _accumulate(self, h: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor) -> None:
+    def _accumulate(self, parts: list[torch.Tensor], labels: torch.Tensor, predictions: torch.Tensor) -> None:
         rows = self.row_of[labels]
         if (rows < 0).any():
             raise ValueError("the second pass has labels of classes that had no samples in the first pass: "
                              "both passes must see the same data")
-        coordinates = torch.zeros(len(h), self.basis.shape[1], dtype=torch.float64, device=h.device)
-        for block, columns in _column_blocks(h):
-            block.sub_(self.global_mean[columns])  # x = h - mu_G
+        coordinates = torch.zeros(len(labels), self.basis.shape[1], dtype=torch.float64, device=labels.device)
+        for block, columns in _column_blocks(parts, self.global_mean):  # x = h - mu_G
             self.offset[columns] += block.sum(0)
             coordinates.addmm_(block, self.basis[columns])  # z = U^T x
         residual = (coordinates - self.mean_coordinates[rows]) * self.inverse_singular
@@ -407,18 +426,28 @@ class _PendingRows:
         self.rows += len(h)
         return self.rows * h.shape[1] >= BLOCK_ELEMENTS.get(h.device.type, BLOCK_ELEMENTS["cpu"])
 
-    def take(self) -> tuple[torch.Tensor, ...]:
+    def take(self) -> tuple:
+        """(the held feature batches as a list, then each per-row tensor concatenated)."""
         parts, self.parts, self.rows = self.parts, [], 0
-        return tuple(torch.cat(column) if len(parts) > 1 else column[0] for column in zip(*parts))
+        features, *per_row = zip(*parts)
+        return (list(features), *(torch.cat(column) for column in per_row))
 
 
-def _column_blocks(h: torch.Tensor):
-    """Yield (float64 copy of a column block of h, its column slice), reusing one buffer."""
-    elements = BLOCK_ELEMENTS.get(h.device.type, BLOCK_ELEMENTS["cpu"])
-    width = max(1, min(h.shape[1], elements // max(1, len(h))))
-    buffer = torch.empty(len(h), width, dtype=torch.float64, device=h.device)
-    for start in range(0, h.shape[1], width):
-        columns = slice(start, min(start + width, h.shape[1]))
+def _column_blocks(parts: list[torch.Tensor], shift: torch.Tensor, index: torch.Tensor | None = None):
+    """Yield (float64 block of the stacked ``parts`` minus ``shift``, its column slice), each part
+    subtracted and converted in one step into one reused buffer. ``shift`` is a (D,) vector, or with
+    ``index`` (one entry per row) a (K, D) matrix whose row ``index[i]`` is subtracted from row i."""
+    rows, dim, device = sum(len(h) for h in parts), parts[0].shape[1], parts[0].device
+    elements = BLOCK_ELEMENTS.get(device.type, BLOCK_ELEMENTS["cpu"])
+    width = max(1, min(dim, elements // max(1, rows)))
+    buffer = torch.empty(rows, width, dtype=torch.float64, device=device)
+    for start in range(0, dim, width):
+        columns = slice(start, min(start + width, dim))
         block = buffer[:, : columns.stop - start]
-        block.copy_(h[:, columns])
+        first = 0
+        for h in parts:
+            rows_of_part = slice(first, first + len(h))
+            subtrahend = shift[columns] if index is None else shift[:, columns].index_select(0, index[rows_of_part])
+            torch.sub(h[:, columns], subtrahend, out=block[rows_of_part])
+            first += len(h)
         yield block, columns

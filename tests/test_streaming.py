@@ -21,12 +21,16 @@ def random_splits(n, rng, count=3):
         yield [slice(a, b) for a, b in zip([0, *cuts], [*cuts, n])]
 
 
-@pytest.mark.parametrize("offset,dtype", [(0.0, torch.float64), (1e4, torch.float32)])
-def test_accumulator_over_any_split_equals_one_shot(offset, dtype):
+@pytest.mark.parametrize("offset,dtype,spread", [
+    (0.0, torch.float64, 1.0), (1e4, torch.float32, 1.0),
+    (0.0, torch.float64, 1e-3),  # collapsed classes 1e3 apart: the one-read shortcut would cancel 12 digits
+])
+def test_accumulator_over_any_split_equals_one_shot(offset, dtype, spread):
     rng = np.random.default_rng(0)
     n, d, k = 120, 37, 6
     y = torch.from_numpy(rng.integers(0, k, n))
-    h64 = torch.from_numpy(rng.normal(size=(n, d)) + rng.normal(size=(k, d))[y.numpy()] + offset)
+    means = rng.normal(size=(k, d)) * (1e3 if spread < 1 else 1.0)
+    h64 = torch.from_numpy(spread * rng.normal(size=(n, d)) + means[y.numpy()] + offset)
     h = h64.to(dtype)
     # one-shot reference in numpy float64 from the very values the accumulator sees
     x = h.double().numpy()
