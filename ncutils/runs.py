@@ -133,6 +133,7 @@ class RunConfig:
         if self.noise.startswith("cifar10n") and self.dataset != "cifar10":
             raise ValueError(f"CIFAR-10N label noise needs dataset 'cifar10', got {self.dataset!r}")
         targets = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
+        put("targets", targets)
         if targets:
             DomainShift(family, domain, targets)  # validates the domains
             put("targets", tuple(d for d in DOMAIN_SETS[family] if d in targets))

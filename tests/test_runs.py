@@ -65,6 +65,8 @@ def test_key_is_stable_across_spelling_dict_order_scale_label_and_data_root(monk
     assert tiny(**shift, targets=("sketch", "cartoon")).key() == tiny(**shift, targets=("cartoon", "sketch")).key()
     monkeypatch.setenv("NCUTILS_DATA", "/somewhere/else")
     assert tiny().key() == RunConfig.from_dict(json.loads(json.dumps(tiny().to_dict()))).key()
+    assert RunConfig.from_dict(json.loads(json.dumps(tiny().to_dict()))) == tiny()  # and hashable: tuples again
+    assert hash(RunConfig.from_dict(json.loads(json.dumps(tiny().to_dict()))))
     # another interpreter, another hash seed, another data root: the same key
     code = ("import sys, json; from ncutils.runs import RunConfig; "
             "print(RunConfig.from_dict(json.loads(sys.argv[1])).key())")

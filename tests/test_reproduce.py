@@ -1,0 +1,38 @@
+"""Re-running a stored cpu-scale config on this kind of machine reproduces its stored metrics.
+
+The run is recomputed from nothing (training included) into a temporary store, in a fresh process
+with the stored run's torch thread count, and compared with the committed results.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+
+from ncutils.data import REPO_ROOT
+from ncutils.runs import RunConfig, Store
+
+# The smallest trained run of the book: Parker et al.'s MLP6 on Fashion-MNIST (about a minute).
+CONFIG = RunConfig.at_scale("mlp", "fashion-mnist", "cpu", recipe="parker")
+# bf16 autocast and threaded reductions are deterministic for a fixed thread count on one kind of
+# CPU, so the same seed gives the same numbers up to float64 round-off in the metrics.
+RTOL = 1e-6
+
+
+def test_a_stored_cpu_run_is_reproduced(cifar_root, tmp_path):
+    stored = Store(REPO_ROOT / "data" / "results").read(CONFIG)  # committed (an error if missing)
+    env = {**os.environ, "NCUTILS_RESULTS": str(tmp_path / "results"), "NCUTILS_CACHE": str(tmp_path / "cache"),
+           "OMP_NUM_THREADS": str(stored.provenance["torch_threads"])}
+    code = ("import json, sys; from ncutils.runs import RunConfig, results; "
+            "results([RunConfig.from_dict(json.loads(sys.argv[1]))], progress=False)")
+    subprocess.run([sys.executable, "-c", code, json.dumps(CONFIG.to_dict())], env=env, check=True)
+    again = Store(tmp_path / "results", tmp_path / "cache").read(CONFIG)
+    keys = ["eval_data", "split", "inputs", "labels", "features", "layer", "measure"]
+    both = stored.metrics.merge(again.metrics, on=keys, suffixes=("_stored", "_again"), validate="one_to_one")
+    assert len(both) == len(stored.metrics) == len(again.metrics) > 0
+    np.testing.assert_allclose(both.value_again, both.value_stored, rtol=RTOL, atol=1e-12)
+    pd.testing.assert_frame_equal(stored.train_log.drop(columns=["images_per_s", "seconds"]),
+                                  again.train_log.drop(columns=["images_per_s", "seconds"]), rtol=RTOL)
+    assert again.summary == stored.summary
