@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export NCUTILS_DATA ?= $(CURDIR)/data
 SHARED_DATA := $(CURDIR)/../shared/data
 
-.PHONY: test book data env clean
+.PHONY: test book data env browser clean
 env: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,17 @@ data: env
 	@if [ -f "$(SHARED_DATA)/prepare.py" ]; then $(PY) "$(SHARED_DATA)/prepare.py" "$(NCUTILS_DATA)"; \
 	else echo "no $(SHARED_DATA): datasets will be downloaded into $(NCUTILS_DATA) on first use"; fi
 
-test: data
+# The browser test (tests/test_html.py) drives Chromium through chromedriver: Debian's packages,
+# installed with apt (as root, or with sudo) when missing. CHROMIUM / CHROMEDRIVER name other copies.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@if command -v "$${CHROMIUM:-chromium}" >/dev/null && command -v "$${CHROMEDRIVER:-chromedriver}" >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	else echo "no apt-get: install Chromium and its chromedriver for tests/test_html.py"; fi
+
+test: data browser
 	$(PY) -m pytest
 
 book: data
