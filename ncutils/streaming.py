@@ -26,6 +26,7 @@ from .models import classifier, forward_with_taps, layer_taps
 FEATURE_VIEWS = ("flat", "pooled")
 DEFAULT_GROUPING = "y"
 PENULTIMATE = "penultimate"  # the classifier's input, measured after the taps (and NC3 on it)
+CENTRE_ABOVE = 1e4  # pass 2 subtracts mu_G first when ||mu_G||^2 exceeds this many mean squared spreads
 MAX_CANCELLED_DIGITS = 6  # of float64's 16 that the one-read pass 1 may cancel (ssd keeps ~1e-10 relative precision)
 # float64 elements per column block of a batch: cache-sized on CPU (2 MiB), large on GPUs where
 # cache blocking gains nothing and each block costs kernel launches
@@ -36,18 +37,19 @@ class ClassAccumulator:
     """Per-class count, mean and sum of squared deviations of a stream of (B, D) features.
 
     Each batch is reduced to per-class batch moments in float64 and merged with Chan's parallel
-    update  ssd = ssd_a + ssd_b + ||mean_b - mean_a||^2 n_a n_b / (n_a + n_b),  so large common
-    offsets in float32 features cost no precision. A batch's moments come from one read of the
-    features shifted by a fixed float64 vector (the first batch's mean):  ssd_b = sum ||h_i - c||^2
-    - n_b ||mean_b - c||^2.  That subtraction cancels about log10(n_b ||mean_b - c||^2 / ssd_b)
-    digits; where it would cancel more than :data:`MAX_CANCELLED_DIGITS` of float64's 16 (tightly
-    collapsed classes far from c), the batch is reduced again from its deviations from the class
-    means, the exact two-read way. Work is done in column blocks of the batch.
+    update  ssd = ssd_a + ssd_b + ||mean_b - mean_a||^2 n_a n_b / (n_a + n_b),  so the stream's
+    length and order cost no precision. A batch's moments come from one read of its features:
+    ssd_b = sum ||h_i||^2 - n_b ||mean_b||^2.  That subtraction cancels about
+    log10(n_b ||mean_b||^2 / ssd_b) digits; where it would cancel more than
+    :data:`MAX_CANCELLED_DIGITS` of float64's 16 (features far from the origin relative to their
+    spread, e.g. float32 features with a large common offset, or tightly collapsed classes), the batch
+    is reduced again from its deviations from the class means, the exact two-read way. Work is done
+    in column blocks of the batch.
     """
 
     def __init__(self, num_classes: int):
         self.num_classes = num_classes
-        self.count = self.mean = self.ssd = self.shift = None
+        self.count = self.mean = self.ssd = None
         self.pending = _PendingRows()
 
     def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
@@ -61,20 +63,18 @@ class ClassAccumulator:
             self.count = torch.zeros(self.num_classes, dtype=torch.float64, device=device)
             self.mean = torch.zeros(self.num_classes, dim, dtype=torch.float64, device=device)
             self.ssd = torch.zeros_like(self.count)
-            self.shift = parts[0].to(torch.float64).mean(0)
         # classes in the batch, the row of each sample among them, and their counts
         present, index, batch_count = torch.unique(labels, return_inverse=True, return_counts=True)
         batch_count = batch_count.to(torch.float64)
-        shifted_sum = torch.zeros(len(present), self.mean.shape[1], dtype=torch.float64, device=self.mean.device)
+        batch_mean = torch.zeros(len(present), self.mean.shape[1], dtype=torch.float64, device=self.mean.device)
         squared_norm = torch.zeros(len(labels), dtype=torch.float64, device=self.mean.device)
-        for block, columns in _column_blocks(parts, self.shift):  # block = h - c
-            shifted_sum[:, columns].index_add_(0, index, block)
+        for block, columns in _column_blocks(parts):
+            batch_mean[:, columns].index_add_(0, index, block)
             squared_norm += torch.linalg.vector_norm(block, dim=1).square()
-        shifted_mean = shifted_sum.div_(batch_count[:, None])
-        offset = batch_count * shifted_mean.square().sum(1)  # n_b ||mean_b - c||^2
-        batch_ssd = torch.zeros_like(batch_count).index_add_(0, index, squared_norm) - offset
-        batch_mean = shifted_mean + self.shift
-        if bool((offset > 10.0 ** MAX_CANCELLED_DIGITS * batch_ssd).any()):
+        batch_mean.div_(batch_count[:, None])
+        cancelled = batch_count * batch_mean.square().sum(1)  # n_b ||mean_b||^2
+        batch_ssd = torch.zeros_like(batch_count).index_add_(0, index, squared_norm) - cancelled
+        if bool((cancelled > 10.0 ** MAX_CANCELLED_DIGITS * batch_ssd).any()):
             batch_ssd = self._deviations(parts, index, batch_mean)
         old_count = self.count[present]
         total = old_count + batch_count
@@ -107,10 +107,13 @@ class ClassAccumulator:
 class SecondPassAccumulator:
     """NC1 and nearest-class-centre counts over a second pass, class means fixed from pass 1.
 
-    Both need only the coordinates z = U^T (h - mu_G) in the span U of the centred class means
-    (r <= K - 1 of them, one matmul per column block): NC1 sums ||S^-1 (z_i - U^T c_{y_i})||^2,
-    and since every c_k lies in that span, ||x - c_k||^2 = ||x_perp||^2 + ||z - U^T c_k||^2 with
-    x_perp the same for all k, so the nearest class centre is the nearest U^T c_k to z.
+    Both need only the coordinates z = U^T (h - o) in the span U of the centred class means
+    (r <= K - 1 of them, one matmul per column block): NC1 sums ||S^-1 (z_i - U^T (mu_{y_i} - o))||^2,
+    and since every mu_k - mu_k' lies in that span, ||h - mu_k||^2 = ||h_perp||^2 + ||z - U^T (mu_k - o)||^2
+    with h_perp the same for all k, so the nearest class mean is the nearest U^T (mu_k - o) to z. The
+    origin o is 0, or mu_G when the features lie so far from 0 relative to their spread
+    (||mu_G||^2 > :data:`CENTRE_ABOVE` x the mean squared within-class distance) that z = U^T h
+    would lose precision.
     """
 
     def __init__(self, moments: ClassMoments, num_classes: int):
@@ -119,13 +122,16 @@ class SecondPassAccumulator:
         self.global_mean = moments.global_mean()
         self.basis, singular = metrics.class_mean_basis(moments)  # (D, r), (r,)
         self.inverse_singular = 1.0 / singular
-        self.mean_coordinates = moments.centred_means() @ self.basis  # U^T c_k, (K, r)
+        spread = moments.ssd.sum() / moments.count.sum()
+        far = bool(self.global_mean.square().sum() > CENTRE_ABOVE * spread)
+        self.origin = self.global_mean if far else torch.zeros_like(self.global_mean)
+        self.mean_coordinates = (moments.mean - self.origin) @ self.basis  # U^T (mu_k - o), (K, r)
         self.half_sq_norms = 0.5 * self.mean_coordinates.square().sum(1)
         device = self.global_mean.device
         self.row_of = torch.full((num_classes,), -1, dtype=torch.int64, device=device)
         self.row_of[moments.classes] = torch.arange(moments.num_classes, device=device)
         self.count = torch.zeros_like(moments.count)
-        self.offset = torch.zeros_like(self.global_mean)  # sum of h_i - mu_G: ~0 if the data are the same
+        self.offset = torch.zeros_like(self.global_mean)  # sum of h_i - o: n (mu_G - o) if the data are the same
         self.nc1_sum = torch.zeros((), dtype=torch.float64, device=device)
         self.ncc_correct = torch.zeros((), dtype=torch.int64, device=device)
         self.nc4_disagree = torch.zeros_like(self.ncc_correct)
@@ -142,7 +148,7 @@ class SecondPassAccumulator:
             raise ValueError("the second pass has labels of classes that had no samples in the first pass: "
                              "both passes must see the same data")
         coordinates = torch.zeros(len(labels), self.basis.shape[1], dtype=torch.float64, device=labels.device)
-        for block, columns in _column_blocks(parts, self.global_mean):  # x = h - mu_G
+        for block, columns in _column_blocks(parts, self.origin if self.origin.any() else None):  # h - o
             self.offset[columns] += block.sum(0)
             coordinates.addmm_(block, self.basis[columns])  # z = U^T x
         residual = (coordinates - self.mean_coordinates[rows]) * self.inverse_singular
@@ -163,7 +169,7 @@ class SecondPassAccumulator:
         n = moments.count.sum()
         centred_sq = (moments.mean - self.global_mean).square().sum(1)
         scale = torch.sqrt((moments.ssd.sum() + moments.count @ centred_sq) / n)
-        drift = torch.linalg.vector_norm(self.offset / n)
+        drift = torch.linalg.vector_norm(self.offset / n - (self.global_mean - self.origin))
         if drift > 1e-4 * scale:
             raise ValueError(f"the mean feature differs between the two passes by {float(drift / scale):.2g} of "
                              "the feature scale: the batches must be deterministic (no augmentation) and the same")
@@ -433,10 +439,10 @@ class _PendingRows:
         return (list(features), *(torch.cat(column) for column in per_row))
 
 
-def _column_blocks(parts: list[torch.Tensor], shift: torch.Tensor, index: torch.Tensor | None = None):
-    """Yield (float64 block of the stacked ``parts`` minus ``shift``, its column slice), each part
-    subtracted and converted in one step into one reused buffer. ``shift`` is a (D,) vector, or with
-    ``index`` (one entry per row) a (K, D) matrix whose row ``index[i]`` is subtracted from row i."""
+def _column_blocks(parts: list[torch.Tensor], shift: torch.Tensor | None = None, index: torch.Tensor | None = None):
+    """Yield (float64 block of the stacked ``parts``, minus ``shift`` if given, and its column slice),
+    written part by part into one reused buffer. ``shift`` is a (D,) vector, or with ``index`` (one
+    entry per row) a (K, D) matrix whose row ``index[i]`` is subtracted from row i."""
     rows, dim, device = sum(len(h) for h in parts), parts[0].shape[1], parts[0].device
     elements = BLOCK_ELEMENTS.get(device.type, BLOCK_ELEMENTS["cpu"])
     width = max(1, min(dim, elements // max(1, rows)))
@@ -447,7 +453,9 @@ def _column_blocks(parts: list[torch.Tensor], shift: torch.Tensor, index: torch.
         first = 0
         for h in parts:
             rows_of_part = slice(first, first + len(h))
-            subtrahend = shift[columns] if index is None else shift[:, columns].index_select(0, index[rows_of_part])
-            torch.sub(h[:, columns], subtrahend, out=block[rows_of_part])
+            block[rows_of_part].copy_(h[:, columns])
+            if shift is not None:
+                block[rows_of_part].sub_(shift[columns] if index is None else
+                                         shift[:, columns].index_select(0, index[rows_of_part]))
             first += len(h)
         yield block, columns

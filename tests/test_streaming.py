@@ -46,11 +46,15 @@ def test_accumulator_over_any_split_equals_one_shot(offset, dtype, spread):
         np.testing.assert_allclose(m.ssd.numpy(), ssd, rtol=1e-10)
 
 
-def test_second_pass_over_any_split_equals_the_plain_functions():
+@pytest.mark.parametrize("offset,dtype", [
+    (1e3, torch.float32),
+    (1e9, torch.float64),  # far from the origin: uncentred coordinates would lose 9 digits
+])
+def test_second_pass_over_any_split_equals_the_plain_functions(offset, dtype):
     rng = np.random.default_rng(1)
     n, d, k = 150, 20, 5
     y = torch.from_numpy(rng.integers(0, k, n))
-    h = torch.from_numpy(rng.normal(size=(n, d)) + 2 * rng.normal(size=(k, d))[y.numpy()]).float() + 1e3
+    h = torch.from_numpy(rng.normal(size=(n, d)) + 2 * rng.normal(size=(k, d))[y.numpy()]).to(dtype) + offset
     predictions = torch.from_numpy(rng.integers(0, k, n))
     moments = ClassMoments.from_features(h, y)
     for split in random_splits(n, rng):
