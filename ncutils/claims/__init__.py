@@ -14,6 +14,7 @@ gets the verdict "not computed".
 """
 from __future__ import annotations
 
+import html
 import importlib
 import pkgutil
 
@@ -21,6 +22,8 @@ import pandas as pd
 
 COLUMNS = ("claim", "statistic", "verdict", "figure")
 VERDICTS = ("holds", "does not hold", "inconclusive", "not computed")
+VERDICT_COLOURS = {"holds": "#4c9a5a", "does not hold": "#c0504d", "inconclusive": "#e0a030",
+                   "not computed": "#8c8c8c"}
 
 
 def figure_link(chapter: str, target: str) -> str:
@@ -35,6 +38,20 @@ def table(rows: list[dict]) -> pd.DataFrame:
     if bad:
         raise ValueError(f"unknown verdicts {bad}; valid: {', '.join(VERDICTS)}")
     return frame
+
+
+def as_html(claims: pd.DataFrame):
+    """A chapter's claims table for the book: verdicts coloured, each figure a link to its section."""
+    from IPython.display import HTML
+
+    rows = ["<tr><th>claim</th><th>statistic</th><th>verdict</th><th>figure</th></tr>"]
+    for r in claims.itertuples():
+        link = r.figure if isinstance(r.figure, str) else ""
+        figure = f'<a href="{html.escape(link)}">{html.escape(link.partition("#")[2] or link)}</a>' if link else ""
+        rows.append(f"<tr><td>{html.escape(r.claim)}</td><td>{html.escape(str(r.statistic))}</td>"
+                    f'<td style="white-space: nowrap; font-weight: bold; color: {VERDICT_COLOURS[r.verdict]}">'
+                    f"{r.verdict}</td><td>{figure}</td></tr>")
+    return HTML('<table class="claims" style="text-align: left; vertical-align: top">' + "".join(rows) + "</table>")
 
 
 def not_computed(claim: str, figure: str, why: str = "its runs are not stored yet") -> dict:
