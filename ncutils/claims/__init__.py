@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import importlib
 import pkgutil
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -57,6 +58,23 @@ def as_html(claims: pd.DataFrame):
 def not_computed(claim: str, figure: str, why: str = "its runs are not stored yet") -> dict:
     """The row of a claim that cannot be judged from the stored runs."""
     return {"claim": claim, "statistic": why, "verdict": "not computed", "figure": figure}
+
+
+def judged(claim: str, figure: str, needed: list[str], stored, judge: Callable[[], tuple[str, str]],
+           why: str = "") -> dict:
+    """The claim judged by ``judge() -> (statistic, verdict)`` once every run of ``needed`` is in
+    ``stored``; before that (or with a reason ``why`` it cannot be judged at this scale) not computed,
+    with what the stored runs give."""
+    if why:
+        return not_computed(claim, figure, why)
+    missing = [n for n in needed if n not in stored]
+    if not missing:
+        statistic, verdict = judge()
+        return {"claim": claim, "statistic": statistic, "verdict": verdict, "figure": figure}
+    why = f"not stored yet: {', '.join(missing)}"
+    if len(missing) < len(needed):
+        why += f"; the stored runs give: {judge()[0]}"
+    return not_computed(claim, figure, why)
 
 
 def chapters() -> list[str]:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from .. import plots
 from ..studies import RESNETS, SWINS
-from . import figure_link, not_computed, table
+from . import figure_link, judged, table
 
 STUDY = "clean"
 CHAPTER = "clean"
@@ -220,18 +220,8 @@ def terminal(r: Runs) -> tuple[str, str]:
 
 def _row(claim: str, figure: str, runs: Runs, needed: list[str], judge: Callable[[Runs], tuple[str, str]],
          why: str = "") -> dict:
-    """The claim judged on the runs of ``needed`` once all are stored; before that (or with a reason
-    ``why`` it cannot be judged at this scale) not computed, with what the stored runs give."""
-    if why:
-        return not_computed(claim, figure, why)
-    missing = [m for m in needed if m not in runs.cdnv]
-    if not missing:
-        statistic, verdict = judge(runs.only(needed))
-        return {"claim": claim, "statistic": statistic, "verdict": verdict, "figure": figure}
-    why = f"not stored yet: {', '.join(missing)}"
-    if len(missing) < len(needed):
-        why += f"; the stored runs give: {judge(runs.only(needed))[0]}"
-    return not_computed(claim, figure, why)
+    """The claim judged on the runs of ``needed`` once all are stored (:func:`judged`)."""
+    return judged(claim, figure, needed, runs.cdnv, lambda: judge(runs.only(needed)), why)
 
 
 def study_models(found) -> dict[str, list[str]]:

@@ -26,7 +26,7 @@ import pandas as pd
 from .. import plots
 from ..streaming import memorization_ratios
 from ..studies import CIFAR10N, RANDOM_LABELS, RESNETS, SWINS
-from . import figure_link, not_computed, table
+from . import figure_link, judged, table
 from .clean import consensus, geometric_mean, spearman
 
 STUDY = "label_noise"
@@ -155,18 +155,8 @@ def depth(runs: dict[str, Runs], deeper_higher: bool) -> tuple[str, str]:
 
 def _row(claim: str, figure: str, stored: set[str], needed: list[str], judge: Callable[[], tuple[str, str]],
          why: str = "") -> dict:
-    """The claim judged by ``judge()`` once every run of ``needed`` is stored; before that (or with a
-    reason ``why`` it cannot be judged at this scale) not computed, with what the stored runs give."""
-    if why:
-        return not_computed(claim, figure, why)
-    missing = [n for n in needed if n not in stored]
-    if not missing:
-        statistic, verdict = judge()
-        return {"claim": claim, "statistic": statistic, "verdict": verdict, "figure": figure}
-    why = f"not stored yet: {', '.join(missing)}"
-    if len(missing) < len(needed):
-        why += f"; the stored runs give: {judge()[0]}"
-    return not_computed(claim, figure, why)
+    """The claim judged by ``judge()`` once every run of ``needed`` is stored (:func:`judged`)."""
+    return judged(claim, figure, needed, stored, judge, why)
 
 
 def study_runs(found) -> dict[str, list[str]]:
