@@ -407,8 +407,10 @@ def _forward_flops(model: str, size: tuple, in_shape: tuple) -> float:
 
 
 def _calibration(store: Store) -> dict:
-    """{(model, size): [(measured / estimated seconds, device)]} over the valid stored runs."""
+    """{(model, size): [(measured / estimated seconds, device)]} over the valid stored runs that used
+    as many torch threads as runs started here would."""
     found: dict = {}
+    threads = int(os.environ.get("OMP_NUM_THREADS") or available_cores())  # as ncutils.train.use_all_cores
     for path in sorted(store.runs.glob("*")):
         try:
             config = RunConfig.from_dict(json.loads((path / "config.json").read_text())["config"])
@@ -417,6 +419,8 @@ def _calibration(store: Store) -> dict:
             record = store.read(config)
         except (OSError, ValueError, KeyError, TypeError):
             continue
+        if record.provenance.get("torch_threads") != threads:
+            continue  # another thread count says little about the speed of the runs this sweep would start
         seconds = record.provenance["seconds"]
         # the median epoch, not the sum: an epoch slowed by another process (or a paused run) says
         # nothing about the run's cost
