@@ -66,6 +66,7 @@ def test_dry_run_lists_stored_and_missing_runs_with_their_cost(swept, monkeypatc
     local, _, _ = swept
     missing = tiny(seed=5)
     monkeypatch.setitem(studies.STUDIES, "tiny", lambda scale: CONFIGS + [missing])
+    monkeypatch.setenv("OMP_NUM_THREADS", str(THREADS))  # runs started here would use the stored runs' threads
     main(["sweep", "tiny", "--scale", "smoke", "--dry-run", "--store", str(local.root)])
     out = capsys.readouterr().out
     lines = {line.split()[1]: line for line in out.splitlines() if line.split()[1:2] and len(line.split()[1]) == 16}
@@ -76,6 +77,10 @@ def test_dry_run_lists_stored_and_missing_runs_with_their_cost(swept, monkeypatc
     # resnet18 at width 4 is stored twice: the estimate is calibrated on their measured times
     assert "2 stored run(s) on cpu" in out
     assert not list(local.runs.glob(f"*{missing.key()}")), "a dry run computed something"
+    # runs with another thread count do not calibrate the estimate
+    monkeypatch.setenv("OMP_NUM_THREADS", str(THREADS + 1))
+    main(["sweep", "tiny", "--scale", "smoke", "--dry-run", "--store", str(local.root)])
+    assert "stored run(s)" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("scale", list(SCALES))
