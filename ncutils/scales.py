@@ -50,8 +50,8 @@ SCALES = {
     # kind of machine, enough for a width-16 ResNet18 or ResNet34 to fit its training set (about 8 and
     # 13 minutes). The other models learn slower per step (training accuracy after 2,900 steps:
     # ResNet50 98.8%, VGG13 97.4%, Swin-T 97.9%, MLP6 on Fashion-MNIST 98.9%): batch 64 gives them
-    # twice the steps for the same images (MLP6 then reaches 99.96%, Swin-T 97.6%: not enough for
-    # Swin). VGG13 at width 16 and batch 64 reached 98.5%, at width 32 99.2%: VGGs are width 32
+    # twice the steps for the same images (MLP6 then reaches 99.96%; ResNet50 98.6% and Swin-T 97.6%:
+    # more steps do not fit those two, still open). VGG13 at width 16 and batch 64 reached 98.5%, at width 32 99.2%: VGGs are width 32
     # (Parker et al.'s VGG11, trained with MSE, stays at 16 until measured).
     # ViT widths keep 8 dimensions per head (3/6/12 heads) at a quarter of the FLOPs of 16/head.
     "cpu": Scale("cpu", n_per_class=250, eval_n_per_class=200, epochs=150, sizes={
