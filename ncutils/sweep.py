@@ -421,11 +421,15 @@ def _calibration(store: Store) -> dict:
             continue
         if record.provenance.get("torch_threads") != threads:
             continue  # another thread count says little about the speed of the runs this sweep would start
-        seconds = record.provenance["seconds"]
-        # the median epoch, not the sum: an epoch slowed by another process (or a paused run) says
-        # nothing about the run's cost
-        epochs = record.train_log["seconds"]
-        measured = epochs.median() * len(epochs) + sum(v for k, v in seconds.items() if k not in ("train", "total"))
         found.setdefault((config.model, config.size), []).append(
-            (measured / estimated_seconds(config), record.provenance["device"]))
+            (measured_seconds(record) / estimated_seconds(config), record.provenance["device"]))
     return found
+
+
+def measured_seconds(record) -> float:
+    """A stored run's cost: its median epoch times its epochs, plus its other phases (measuring,
+    probing, ...). The median, not the sum: an epoch slowed by another process (or a paused run) says
+    nothing about the run's cost."""
+    epochs = record.train_log["seconds"]
+    phases = sum(v for k, v in record.provenance["seconds"].items() if k not in ("train", "total"))
+    return epochs.median() * len(epochs) + phases
