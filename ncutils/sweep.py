@@ -407,14 +407,15 @@ def _forward_flops(model: str, size: tuple, in_shape: tuple) -> float:
 
 
 def _calibration(store: Store) -> dict:
-    """{(model, size): [(measured / estimated seconds, device)]} over the valid stored runs that used
-    as many torch threads as runs started here would."""
+    """{(model, size): [(measured / estimated seconds, device)]} over the valid stored runs that trained
+    (a run at initialisation is all loading and measuring: no basis for a training run's cost) with as
+    many torch threads as runs started here would."""
     found: dict = {}
     threads = int(os.environ.get("OMP_NUM_THREADS") or available_cores())  # as ncutils.train.use_all_cores
     for path in sorted(store.runs.glob("*")):
         try:
             config = RunConfig.from_dict(json.loads((path / "config.json").read_text())["config"])
-            if store.status(config) != "stored":
+            if config.epochs == 0 or store.status(config) != "stored":
                 continue
             record = store.read(config)
         except (OSError, ValueError, KeyError, TypeError):
@@ -432,4 +433,4 @@ def measured_seconds(record) -> float:
     nothing about the run's cost."""
     epochs = record.train_log["seconds"]
     phases = sum(v for k, v in record.provenance["seconds"].items() if k not in ("train", "total"))
-    return epochs.median() * len(epochs) + phases
+    return (epochs.median() * len(epochs) if len(epochs) else 0.0) + phases

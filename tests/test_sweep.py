@@ -13,7 +13,7 @@ from ncutils import studies
 from ncutils.cli import main
 from ncutils.runs import RunConfig, Store
 from ncutils.scales import SCALES
-from ncutils.sweep import RunJob, run_local, run_submitit
+from ncutils.sweep import RunJob, measured_seconds, plan, run_local, run_submitit
 
 THREADS = 1  # bitwise-equal results across processes need equal torch thread counts
 
@@ -144,3 +144,15 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path, c
     assert 1 <= record.provenance["resumed_from_epoch"] < config.epochs
     assert record.train_log.epoch.tolist() == list(range(1, config.epochs + 1))
     assert torch.load(checkpoint, weights_only=False)["epoch"] == config.epochs
+
+
+def test_runs_at_initialisation_cost_their_measuring_and_do_not_calibrate_training(tmp_path, cifar_root,
+                                                                                    monkeypatch):
+    store = Store(tmp_path / "results", tmp_path / "cache")
+    untrained = tiny(epochs=0, size={"width": 4, "activation": "tanh"})
+    store.ensure(untrained, progress=False)
+    assert 0 < measured_seconds(store.read(untrained)) < 600
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))  # the stored run's thread count
+    table = plan([untrained, tiny(size={"width": 4, "activation": "tanh"})], store)
+    assert table.hours.notna().all() and (table.hours > 0).all(), table
+    assert (table.basis == "the 2-core reference CPU").all(), table
