@@ -41,7 +41,14 @@ def cmd_sweep(a) -> None:
     """Compute every run a study needs at a scale, skipping stored ones (--dry-run: list them with their cost)."""
     from .runs import Store
     from .studies import study_configs
-    from .sweep import check_options, format_plan, plan, run_local, run_submitit
+    from .sweep import (
+        check_options,
+        format_plan,
+        plan,
+        run_local,
+        run_submitit,
+        sweep_threads,
+    )
 
     configs = study_configs(a.study, a.scale)
     if a.match:
@@ -52,7 +59,9 @@ def cmd_sweep(a) -> None:
                   timeout_min=a.timeout_min, mem_gb=a.mem_gb, max_retries=a.max_retries, wait=not a.no_wait)
     if a.dry_run:
         title = f"study {a.study!r} at scale {a.scale!r}: {len(configs)} runs, results store {store.root}"
-        print(format_plan(title, plan(configs, store), store))
+        workers = a.workers or 1 if executor == "local" else 1
+        threads = a.cpus or sweep_threads(workers)
+        print(format_plan(title, plan(configs, store, threads), store, workers))
         return
     if executor == "local":
         report = run_local(configs, store=store, workers=a.workers or 1)

@@ -302,18 +302,19 @@ def check_options(executor: str, *, workers: int | None = None, partition: str |
 
 # --- plans and cost estimates ----------------------------------------------------------------------
 
-def plan(configs: list[RunConfig], store: Store | None = None) -> pd.DataFrame:
+def plan(configs: list[RunConfig], store: Store | None = None, threads: int | None = None) -> pd.DataFrame:
     """Status, key and estimated cost of each run (one row per config, in order).
 
     The cost is the run's training images over the model's training speed plus the images measured,
     probed and evaluated over its forward speed, from :data:`REFERENCE_TRAIN_IMAGES_PER_S` (measured at
     :data:`REFERENCE_SIZES`) scaled by forward FLOPs to the config's size and input shape. When the store
-    holds runs of the same model and size, the estimate is scaled by their measured over estimated
-    time (median), and ``basis`` names the device they ran on.
+    holds trained runs of the same model and size that used ``threads`` torch threads (default: as a
+    run started here would, see :func:`sweep_threads`), the estimate is scaled by their measured over
+    estimated time (median), and ``basis`` names the device they ran on.
     """
     store = store or Store()
     configs = list(dict.fromkeys(configs))
-    calibration = _calibration(store)
+    calibration = _calibration(store, threads or sweep_threads(1))
     rows = []
     for config in configs:
         seconds = estimated_seconds(config)
@@ -327,8 +328,16 @@ def plan(configs: list[RunConfig], store: Store | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["status", "key", "run", "hours", "basis"])
 
 
-def format_plan(title: str, table: pd.DataFrame, store: Store) -> str:
-    """The dry-run listing: one line per run, then totals and results from other code versions."""
+def sweep_threads(workers: int) -> int:
+    """The torch threads of each run of a local sweep with ``workers`` processes started here."""
+    if workers == 1 and os.environ.get("OMP_NUM_THREADS"):
+        return int(os.environ["OMP_NUM_THREADS"])  # as ncutils.train.use_all_cores
+    return max(1, available_cores() // workers)
+
+
+def format_plan(title: str, table: pd.DataFrame, store: Store, workers: int = 1) -> str:
+    """The dry-run listing: one line per run, then totals (and the wall time when ``workers`` runs share
+    the machine) and results from other code versions."""
     lines = [title, f"{'status':12s} {'key':16s} {'est. cost':>9s}  run"]
     lines += [f"{r.status:12s} {r.key:16s} {duration(r.hours * 3600):>9s}  {r.run}" for r in table.itertuples()]
     todo = table[table.status != "stored"]
@@ -337,6 +346,9 @@ def format_plan(title: str, table: pd.DataFrame, store: Store) -> str:
     lines.append(f"estimated cost: {duration(todo.hours.sum() * 3600)} for the {len(todo)} runs to compute "
                  f"({duration(table.hours.sum() * 3600)} for all), on "
                  f"{' / '.join(sorted(set(table.basis))) or REFERENCE_DEVICE}.")
+    if workers > 1:
+        lines.append(f"with {workers} runs at a time: about {duration(todo.hours.sum() * 3600 / workers)} "
+                     f"({duration(table.hours.sum() * 3600 / workers)} for all) on this machine.")
     incompatible = store.incompatible()
     if incompatible:
         lines.append(f"{len(incompatible)} stored run(s) from other code versions (not used; recomputed under the "
@@ -406,12 +418,11 @@ def _forward_flops(model: str, size: tuple, in_shape: tuple) -> float:
     return float(counter.get_total_flops())
 
 
-def _calibration(store: Store) -> dict:
+def _calibration(store: Store, threads: int) -> dict:
     """{(model, size): [(measured / estimated seconds, device)]} over the valid stored runs that trained
     (a run at initialisation is all loading and measuring: no basis for a training run's cost) with as
-    many torch threads as runs started here would."""
+    many torch threads as ``threads``."""
     found: dict = {}
-    threads = int(os.environ.get("OMP_NUM_THREADS") or available_cores())  # as ncutils.train.use_all_cores
     for path in sorted(store.runs.glob("*")):
         try:
             config = RunConfig.from_dict(json.loads((path / "config.json").read_text())["config"])

@@ -81,6 +81,14 @@ def test_dry_run_lists_stored_and_missing_runs_with_their_cost(swept, monkeypatc
     monkeypatch.setenv("OMP_NUM_THREADS", str(THREADS + 1))
     main(["sweep", "tiny", "--scale", "smoke", "--dry-run", "--store", str(local.root)])
     assert "stored run(s)" not in capsys.readouterr().out
+    # two workers on a machine of 2 x THREADS cores run THREADS threads each, and share the wall time
+    monkeypatch.setattr("ncutils.sweep.available_cores", lambda: 2 * THREADS)
+    main(["sweep", "tiny", "--scale", "smoke", "--dry-run", "--workers", "2", "--store", str(local.root)])
+    out = capsys.readouterr().out
+    assert "2 stored run(s) on cpu" in out
+    total = float(out.split("estimated cost: ")[1].split()[0])
+    wall = float(out.split("with 2 runs at a time: about ")[1].split()[0])
+    assert wall == pytest.approx(total / 2, abs=1), out  # both in seconds here, printed to 1 s
 
 
 @pytest.mark.parametrize("scale", list(SCALES))
