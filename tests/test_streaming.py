@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ncutils import metrics
+from ncutils import metrics, streaming
 from ncutils.metrics import ClassMoments
 from ncutils.models import build_model, classifier, forward_with_taps
 from ncutils.streaming import (ClassAccumulator, SecondPassAccumulator, measure, memorization_layers,
@@ -21,11 +21,18 @@ def random_splits(n, rng, count=3):
         yield [slice(a, b) for a, b in zip([0, *cuts], [*cuts, n])]
 
 
+@pytest.fixture(params=[1 << 20, 500, 16], ids=["held-whole", "held-few-rows", "column-blocks"])
+def block_elements(request, monkeypatch):
+    """The accumulators' block size: large (every batch held, then reduced at once), small (a few
+    batches held), tiny (each batch reduced at once, a few columns per block)."""
+    monkeypatch.setitem(streaming.BLOCK_ELEMENTS, "cpu", request.param)
+
+
 @pytest.mark.parametrize("offset,dtype,spread", [
     (0.0, torch.float64, 1.0), (1e4, torch.float32, 1.0),
     (0.0, torch.float64, 1e-3),  # collapsed classes 1e3 apart: the one-read shortcut would cancel 12 digits
 ])
-def test_accumulator_over_any_split_equals_one_shot(offset, dtype, spread):
+def test_accumulator_over_any_split_equals_one_shot(offset, dtype, spread, block_elements):
     rng = np.random.default_rng(0)
     n, d, k = 120, 37, 6
     y = torch.from_numpy(rng.integers(0, k, n))
@@ -50,7 +57,7 @@ def test_accumulator_over_any_split_equals_one_shot(offset, dtype, spread):
     (1e3, torch.float32),
     (1e9, torch.float64),  # far from the origin: uncentred coordinates would lose 9 digits
 ])
-def test_second_pass_over_any_split_equals_the_plain_functions(offset, dtype):
+def test_second_pass_over_any_split_equals_the_plain_functions(offset, dtype, block_elements):
     rng = np.random.default_rng(1)
     n, d, k = 150, 20, 5
     y = torch.from_numpy(rng.integers(0, k, n))
