@@ -29,7 +29,7 @@ import torch
 
 from ncutils import metrics
 from ncutils.models import build_model, forward_with_taps
-from ncutils.streaming import ClassAccumulator, SecondPassAccumulator
+from ncutils.streaming import BLOCK_ELEMENTS, ClassAccumulator, SecondPassAccumulator
 
 K = 10
 BATCH = 128
@@ -76,6 +76,9 @@ def main(argv=None) -> None:
                 line += (f"{naive['seconds']:>9.3f} {naive['peak_mib']:>10.0f} | "
                          f"{naive['seconds'] / engine['seconds']:>7.1f}x | {diff:.1e}")
             print(line, flush=True)
+    print(f"# engine memory is bounded whatever N: the per-class statistics (K x D float64) plus one column block "
+          f"({BLOCK_ELEMENTS['cpu'] * 8 / 2**20:.0f} MiB of float64 on CPU) and the float32 rows held to fill it; a "
+          "case whose N x D is below one block holds all of it")
     _overhead(args.width or 64, repeats=7 if args.full else 4)
     print(f"# load average at end {_load_average()}")
 
