@@ -41,14 +41,7 @@ def cmd_sweep(a) -> None:
     """Compute every run a study needs at a scale, skipping stored ones (--dry-run: list them with their cost)."""
     from .runs import Store
     from .studies import study_configs
-    from .sweep import (
-        check_options,
-        format_plan,
-        plan,
-        run_local,
-        run_submitit,
-        sweep_threads,
-    )
+    from .sweep import check_options, format_plan, plan, run_local, run_submitit, sweep_threads
 
     configs = study_configs(a.study, a.scale)
     if a.match:
@@ -59,7 +52,7 @@ def cmd_sweep(a) -> None:
                   timeout_min=a.timeout_min, mem_gb=a.mem_gb, max_retries=a.max_retries, wait=not a.no_wait)
     if a.dry_run:
         title = f"study {a.study!r} at scale {a.scale!r}: {len(configs)} runs, results store {store.root}"
-        workers = a.workers or 1 if executor == "local" else 1
+        workers = (a.workers or 1) if executor == "local" else 1
         threads = a.cpus or sweep_threads(workers)
         print(format_plan(title, plan(configs, store, threads), store, workers))
         return
