@@ -4,6 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from .streaming import PENULTIMATE
 
@@ -38,6 +39,7 @@ def layer_figure(frames: list[pd.DataFrame], rows: list[tuple[str, str, bool]], 
     legend_panel = max((i for i, f in enumerate(frames) if not f.empty), default=None)
     for i, (ax, frame, (_, label, log)) in enumerate(zip(axes[0], frames, rows)):
         ax.set(ylabel=label, xlabel="layer (block)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are numbered, not measured
         if frame.empty:
             ax.text(0.5, 0.5, "no stored runs yet", ha="center", va="center", transform=ax.transAxes)
             continue
