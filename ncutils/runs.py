@@ -161,7 +161,7 @@ class RunConfig:
 
         s = get_scale(scale)
         base = dict(size=s.model_size(model), n_per_class=s.n_per_class, eval_n_per_class=s.eval_n_per_class,
-                    epochs=s.epochs, batch_size=s.batch_size, scale=s.name)
+                    epochs=s.model_epochs(model), batch_size=s.batch_size, scale=s.name)
         if "size" in fields:  # extra overrides (e.g. an activation) add to the scale's size
             base["size"] = {**base["size"], **dict(fields.pop("size"))}
         return cls(model=model, dataset=dataset, **{**base, **fields})

@@ -122,7 +122,7 @@ def small_nets(scale: str) -> list[RunConfig]:
     """
     return [RunConfig.at_scale(m, d, scale, size={"activation": a}, recipe="parker", epochs=e)
             for d in ("fashion-mnist", "cifar10") for m in ("mlp", "vgg11", "resnet18") for a in ACTIVATIONS
-            for e in (0, get_scale(scale).epochs)]
+            for e in (0, get_scale(scale).model_epochs(m))]
 
 
 @study

@@ -55,6 +55,16 @@ def copy_store(store: Store, where) -> Store:
 
 # --- config and hash ------------------------------------------------------------------------------
 
+def test_a_scale_gives_its_longer_epochs_to_the_models_that_need_them(monkeypatch):
+    from ncutils import scales
+
+    scale = dataclasses.replace(scales.SCALES["smoke"], longer={"swin": 5, "swin_l": 7})
+    monkeypatch.setitem(scales.SCALES, "smoke", scale)
+    epochs = {m: RunConfig.at_scale(m, "cifar10", "smoke").epochs for m in ("resnet18", "swin_t", "swin_l")}
+    assert epochs == {"resnet18": 2, "swin_t": 5, "swin_l": 7}  # the longest matching prefix wins
+    assert scale.note() == "smoke scale: 20 training images per class, 2 epochs (swin: 5, swin_l: 7)"
+
+
 def test_key_is_stable_across_spelling_dict_order_scale_label_and_data_root(monkeypatch):
     a = tiny(size={"width": 4, "activation": "tanh"}, noise="random:0.40", corruption="gaussian_noise:level2")
     b = tiny(size=(("activation", "tanh"), ("width", 4)), noise="RANDOM:0.4", corruption="gaussian_noise:3",
