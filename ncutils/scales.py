@@ -30,21 +30,25 @@ class Scale:
 
     def model_size(self, model_name: str) -> dict:
         """Size overrides of ``model_name`` at this scale (empty = paper size)."""
-        prefixes = [p for p in self.sizes if model_name.startswith(p)]
-        size = dict(self.sizes[max(prefixes, key=len)]) if prefixes else {}
+        size = dict(_longest_prefix(self.sizes, model_name, {}))
         valid = model_overrides(model_name)
         return {k: v for k, v in size.items() if k in valid}
 
     def model_epochs(self, model_name: str) -> int:
         """Training epochs of ``model_name`` at this scale."""
-        return next((e for p, e in sorted(self.longer.items(), key=lambda item: -len(item[0]))
-                     if model_name.startswith(p)), self.epochs)
+        return _longest_prefix(self.longer, model_name, self.epochs)
 
     def note(self) -> str:
         """The scale in a figure title, e.g. "cpu scale: 100 training images per class, 200 epochs"."""
         longer = "".join(f", {p}: {e}" for p, e in self.longer.items())
         return (f"{self.name} scale: {self.n_per_class or 'all'} training images per class, {self.epochs} epochs"
                 + (f" ({longer[2:]})" if longer else ""))
+
+
+def _longest_prefix(table: dict, model_name: str, default):
+    """The value of the longest key of ``table`` that ``model_name`` starts with, else ``default``."""
+    prefixes = [p for p in table if model_name.startswith(p)]
+    return table[max(prefixes, key=len)] if prefixes else default
 
 
 SCALES = {

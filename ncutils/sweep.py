@@ -144,7 +144,7 @@ def run_local(configs: list[RunConfig], *, store: Store | None = None, workers: 
             bar.update()
         bar.close()
         return report
-    threads = threads or max(1, available_cores() // workers)
+    threads = threads or sweep_threads(workers)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(compute_one, c.to_dict(), str(store.root), str(store.cache), threads): c for c in todo}
         for future in as_completed(futures):
