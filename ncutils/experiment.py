@@ -96,7 +96,8 @@ def run_experiment(config: RunConfig, *, checkpoint: str | Path | None = None, p
     with _timed(seconds, "train"):
         if config.epochs:
             log = train(model, data.train_inputs, TrainConfig(recipe=config.recipe, epochs=config.epochs,
-                                                              batch_size=config.batch_size, seed=config.seed),
+                                                              batch_size=config.batch_size, seed=config.seed,
+                                                              bf16=config.precision == "bf16"),
                         labels=data.labels.labels, checkpoint=checkpoint, device=device, progress=progress)
         else:
             model.to(device)

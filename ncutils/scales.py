@@ -27,6 +27,8 @@ class Scale:
     """images per SGD step (the paper: 128)"""
     longer: dict = field(default_factory=dict)
     """{model-name prefix: epochs} for models that need more steps to fit their training set"""
+    fp32: tuple = ()
+    """model-name prefixes trained in fp32 rather than bf16 autocast (where fp32 is the faster)"""
 
     def model_size(self, model_name: str) -> dict:
         """Size overrides of ``model_name`` at this scale (empty = paper size)."""
@@ -37,6 +39,10 @@ class Scale:
     def model_epochs(self, model_name: str) -> int:
         """Training epochs of ``model_name`` at this scale."""
         return _longest_prefix(self.longer, model_name, self.epochs)
+
+    def model_precision(self, model_name: str) -> str:
+        """Training precision of ``model_name`` at this scale (``RunConfig.precision``)."""
+        return "fp32" if model_name.startswith(self.fp32) else "bf16"
 
     def note(self) -> str:
         """The scale in a figure title, e.g. "cpu scale: 100 training images per class, 200 epochs"."""
@@ -64,11 +70,14 @@ SCALES = {
     # VGG19 get 600: they learn slowly at lr 0.1 on 1,000 images (VGG16: 93.6% in 200; VGG13 99.9%).
     # VGGs are width 32 (VGG13 at width 16 fell short at 250/class; Parker et al.'s VGG11 stays 16).
     # ViT widths keep 8 dimensions per head (3/6/12 heads) at a quarter of the FLOPs of 16/head.
+    # ViTs train in fp32: bf16 autocast made them about 2x slower on this CPU (1 thread, batch 64:
+    # ViT-small 43 vs 99 img/s, ViT-base 36 vs 67), while it speeds up convolutions and Swin (137 -> 225).
     "cpu": Scale("cpu", n_per_class=100, eval_n_per_class=200, epochs=200, batch_size=64, sizes={
         "resnet": {"width": 16}, "resnet101": {"width": 8}, "resnet152": {"width": 8},
         "vgg": {"width": 32}, "vgg11": {"width": 16}, "swin": {"embed_dim": 24},
         "vit_tiny": {"embed_dim": 24}, "vit_small": {"embed_dim": 48}, "vit_base": {"embed_dim": 96},
-        "mlp": {"width": 512}}, longer={"swin_b": 300, "swin_l": 300, "vgg16": 600, "vgg19": 600}),
+        "mlp": {"width": 512}}, longer={"swin_b": 300, "swin_l": 300, "vgg16": 600, "vgg19": 600},
+        fp32=("vit",)),
     "paper": Scale("paper", n_per_class=None, eval_n_per_class=None, epochs=200),
 }
 

@@ -65,6 +65,16 @@ def test_a_scale_gives_its_longer_epochs_to_the_models_that_need_them(monkeypatc
     assert scale.note() == "smoke scale: 20 training images per class, 2 epochs (swin: 5, swin_l: 7)"
 
 
+def test_a_scale_trains_its_fp32_models_without_autocast(monkeypatch):
+    from ncutils import scales
+
+    monkeypatch.setitem(scales.SCALES, "smoke", dataclasses.replace(scales.SCALES["smoke"], fp32=("vit",)))
+    precision = {m: RunConfig.at_scale(m, "cifar10", "smoke").precision for m in ("resnet18", "swin_t", "vit_small")}
+    assert precision == {"resnet18": "bf16", "swin_t": "bf16", "vit_small": "fp32"}
+    assert "precision=fp32" in RunConfig.at_scale("vit_small", "cifar10", "smoke").describe()
+    assert "precision" not in RunConfig.at_scale("resnet18", "cifar10", "smoke").describe()
+
+
 def test_key_is_stable_across_spelling_dict_order_scale_label_and_data_root(monkeypatch):
     a = tiny(size={"width": 4, "activation": "tanh"}, noise="random:0.40", corruption="gaussian_noise:level2")
     b = tiny(size=(("activation", "tanh"), ("width", 4)), noise="RANDOM:0.4", corruption="gaussian_noise:3",
@@ -93,7 +103,7 @@ CHANGES = {  # one change of every field that changes the numbers
     "targets": {**PACS_RUN, "targets": ("cartoon",)}, "n_per_class": {"n_per_class": 11},
     "eval_n_per_class": {"eval_n_per_class": 6}, "target_n_per_class": {**PACS_RUN, "target_n_per_class": 6},
     "epochs": {"epochs": 3}, "recipe": {"recipe": "parker"}, "batch_size": {"batch_size": 64}, "seed": {"seed": 1},
-    "image_size": {"image_size": 16},
+    "image_size": {"image_size": 16}, "precision": {"precision": "fp32"},
     "probe": {"probe": False}, "probe_epochs": {"probe_epochs": 2}, "features": {"features": ("flat", "pooled")},
 }
 
@@ -144,6 +154,7 @@ def test_key_changes_with_the_code_version(part, monkeypatch):
     ({"recipe": "adam"}, "unknown recipe 'adam'; valid: sgd, adamw, parker"),
     ({"features": ("mean",)}, "features must be one or more of"),
     ({"probe": "yes"}, "probe must be True or False"),
+    ({"precision": "fp16"}, "unknown precision 'fp16'; valid: bf16, fp32"),
 ])
 def test_bad_configs_say_what_is_valid(fields, message):
     with pytest.raises(ValueError, match=message):
@@ -211,6 +222,19 @@ def test_corrupted_runs_measure_clean_and_corrupted_inputs(threads, cifar_root):
     stem = table[table.layer == "stem"].iloc[0]
     assert stem.clean != stem.noisy, "the corrupted inputs were not corrupted"
     assert {"train_acc_clean_inputs", "test_acc_clean_inputs"} <= set(record.summary)
+
+
+def test_an_fp32_run_trains_without_bf16_autocast(threads, cifar_root, monkeypatch):
+    import ncutils.train
+
+    autocast = []
+    real = torch.autocast
+    monkeypatch.setattr(ncutils.train.torch, "autocast",
+                        lambda *a, **k: autocast.append(k["enabled"]) or real(*a, **k))
+    for precision in ("bf16", "fp32"):
+        run_experiment(tiny(precision=precision, epochs=1, probe=False), progress=False)
+    steps = len(autocast) // 2
+    assert steps and autocast == [True] * steps + [False] * steps
 
 
 def test_domain_runs_measure_and_probe_the_target_domains(threads, cifar_root):

@@ -13,7 +13,7 @@ from ncutils import studies
 from ncutils.cli import main
 from ncutils.runs import RunConfig, Store
 from ncutils.scales import SCALES
-from ncutils.sweep import RunJob, measured_seconds, plan, run_local, run_submitit
+from ncutils.sweep import RunJob, estimated_seconds, measured_seconds, plan, run_local, run_submitit
 
 THREADS = 1  # bitwise-equal results across processes need equal torch thread counts
 
@@ -164,3 +164,14 @@ def test_runs_at_initialisation_cost_their_measuring_and_do_not_calibrate_traini
     table = plan([untrained, tiny(size={"width": 4, "activation": "tanh"})], store)
     assert table.hours.notna().all() and (table.hours > 0).all(), table
     assert (table.basis == "the 2-core reference CPU").all(), table
+
+
+def test_estimates_follow_the_training_precision():
+    """fp32 training is estimated slower for convolutions and faster for ViT (FP32_OVER_BF16), and
+    measuring (always fp32) costs the same either way."""
+    def cost(model, precision, **fields):
+        return estimated_seconds(RunConfig.at_scale(model, "cifar10", "cpu", precision=precision, **fields))
+
+    assert cost("resnet18", "fp32") > cost("resnet18", "bf16")
+    assert cost("vit_small", "fp32") < cost("vit_small", "bf16")
+    assert cost("vit_small", "fp32", epochs=0) == cost("vit_small", "bf16", epochs=0)
