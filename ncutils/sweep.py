@@ -147,7 +147,7 @@ def run_local(configs: list[RunConfig], *, store: Store | None = None, workers: 
                 report.add(config, store.ensure(config, progress=progress))
             except Exception:
                 report.failed[config.name] = traceback.format_exc(limit=-3).strip()
-            bar.update()
+            _done(bar, config, report)
         bar.close()
         return report
     threads = threads or sweep_threads(workers)
@@ -159,9 +159,18 @@ def run_local(configs: list[RunConfig], *, store: Store | None = None, workers: 
                 report.add(config, future.result())
             except Exception as error:
                 report.failed[config.name] = f"{type(error).__name__}: {error}"
-            bar.update()
+            _done(bar, config, report)
     bar.close()
     return report
+
+
+def _done(bar, config: RunConfig, report: SweepReport) -> None:
+    """Say which run just ended and how (a sweep of hours is watched run by run), then advance the bar."""
+    outcome = ("FAILED" if config.name in report.failed else "computed" if config.name in report.computed
+               else "stored by another process")
+    if not bar.disable:
+        bar.write(f"{time.strftime('%H:%M:%S')} {outcome}: {config.describe()}")
+    bar.update()
 
 
 # --- submitit --------------------------------------------------------------------------------------

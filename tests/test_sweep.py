@@ -175,3 +175,16 @@ def test_estimates_follow_the_training_precision():
     assert cost("resnet18", "fp32") > cost("resnet18", "bf16")
     assert cost("vit_small", "fp32") < cost("vit_small", "bf16")
     assert cost("vit_small", "fp32", epochs=0) == cost("vit_small", "bf16", epochs=0)
+
+
+def test_a_sweep_says_which_run_ended_and_how(tmp_path, monkeypatch, capsys):
+    def ensure(store, config, progress=True):
+        if config.noise != "clean":
+            raise RuntimeError("out of memory")
+        return "computed"
+
+    monkeypatch.setattr(Store, "ensure", ensure)
+    report = run_local(CONFIGS, store=Store(tmp_path / "results", tmp_path / "cache"), progress=True)
+    assert report.computed == [CONFIGS[0].name] and list(report.failed) == [CONFIGS[1].name]
+    lines = [line.split(" ", 1)[1] for line in capsys.readouterr().out.splitlines() if ": resnet18" in line]
+    assert lines == [f"computed: {CONFIGS[0].describe()}", f"FAILED: {CONFIGS[1].describe()}"]
