@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from .models import model_overrides
 
@@ -44,9 +45,12 @@ class Scale:
         """Training precision of ``model_name`` at this scale (``RunConfig.precision``)."""
         return "fp32" if model_name.startswith(self.fp32) else "bf16"
 
-    def note(self) -> str:
-        """The scale in a figure title, e.g. "cpu scale: 100 training images per class, 200 epochs"."""
-        longer = "".join(f", {p}: {e}" for p, e in self.longer.items())
+    def note(self, models: Iterable[str] | None = None) -> str:
+        """The scale in a figure title, e.g. "cpu scale: 100 training images per class, 200 epochs", with
+        the longer epochs of those of ``models`` that have them (default: of every model)."""
+        models = None if models is None else set(models)
+        longer = "".join(f", {p}: {e}" for p, e in self.longer.items()
+                         if models is None or any(m.startswith(p) for m in models))
         return (f"{self.name} scale: {self.n_per_class or 'all'} training images per class, {self.epochs} epochs"
                 + (f" ({longer[2:]})" if longer else ""))
 

@@ -63,6 +63,8 @@ def test_a_scale_gives_its_longer_epochs_to_the_models_that_need_them(monkeypatc
     epochs = {m: RunConfig.at_scale(m, "cifar10", "smoke").epochs for m in ("resnet18", "swin_t", "swin_l")}
     assert epochs == {"resnet18": 2, "swin_t": 5, "swin_l": 7}  # the longest matching prefix wins
     assert scale.note() == "smoke scale: 20 training images per class, 2 epochs (swin: 5, swin_l: 7)"
+    assert scale.note(["resnet18", "swin_t"]) == "smoke scale: 20 training images per class, 2 epochs (swin: 5)"
+    assert scale.note(["resnet18"]) == "smoke scale: 20 training images per class, 2 epochs"
 
 
 def test_a_scale_trains_its_fp32_models_without_autocast(monkeypatch):
