@@ -105,6 +105,21 @@ def test_depth_raises_resnet_and_lowers_swin_memorization():
     assert verdict(found(down), swins) == "does not hold"
 
 
+def test_depth_is_judged_at_the_noises_every_depth_ran():
+    """Below the paper scale the deeper models run one noise (studies.DEPTH_NOISE): depth is judged there."""
+    def deeper(model, n, last):
+        runs = study(model, n, ratio=np.linspace(0.5, last, n))
+        return {k: v for k, v in runs.items() if k[1] in ("clean", "random:0.4")}
+
+    runs = {**study("resnet18", 9, ratio=np.linspace(0.5, 1.2, 9)), **deeper("resnet34", 17, 1.5)}
+    table = label_noise.claims(found(runs))
+    row = table[table.claim.str.startswith("(4) ResNets")].iloc[0]
+    assert row.verdict == "holds"
+    assert row.statistic == ("memorization ratio at the last block, shallow vs deep: "
+                             "random:0.4 resnet18 1.2 vs resnet34 1.5")
+    assert verdict(found({**runs, **deeper("resnet34", 17, 1.0)}), "(4) ResNets") == "does not hold"
+
+
 def test_depth_is_not_computed_with_one_depth_per_family():
     table = label_noise.claims(found({**study("resnet18"), **study("swin_t", 12, ratio=np.linspace(0.3, 0.9, 12))}))
     depth = table[table.claim.str.startswith("(4)")]
