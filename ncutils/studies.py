@@ -18,6 +18,7 @@ SWINS = ("swin_t", "swin_s", "swin_b", "swin_l")
 RANDOM_LABELS = ("random:0.2", "random:0.4", "random:0.6", "random:0.8")
 CIFAR10N = ("cifar10n:aggre", "cifar10n:random1", "cifar10n:worse")  # the paper's aggre, randn1, worst
 DEPTH_NOISE = "random:0.4"  # below the paper scale, the one noise the deeper ResNet and Swin train under
+DEPTH_LEVEL = 3  # below the paper scale, the one Gaussian-noise level they train under (severity 5)
 PAPER_LEVELS = (1, 2, 3)  # appendix A.3: CIFAR-10-C severities 1, 3, 5
 ACTIVATIONS = ("relu", "tanh", "leaky_relu")
 PACS = ("art_painting", "cartoon", "photo", "sketch")
@@ -77,13 +78,17 @@ def corruption(scale: str) -> list[RunConfig]:
     """Figures 10-12: Gaussian noise (ResNet and Swin) and speckle noise (ResNet) at the paper's levels 1-3.
 
     Inputs are regenerated with Hendrycks & Dietterich's formulas (ncutils.corruptions), train and
-    test alike. Paper scale: ResNet18/34 and Swin T/S; smaller scales: ResNet18 and Swin T.
+    test alike. Paper scale: ResNet18/34 and Swin T/S at every level. Smaller scales: ResNet18 and
+    Swin T at every level, ResNet34 and Swin S under Gaussian noise at :data:`DEPTH_LEVEL` only
+    (beside their clean runs): enough to compare depths at a third of the cost.
     """
     paper = scale == "paper"
-    resnets, swins = (("resnet18", "resnet34"), ("swin_t", "swin_s")) if paper else (("resnet18",), ("swin_t",))
+    resnets, swins = (("resnet18", "resnet34"), ("swin_t", "swin_s"))
+    every, deeper = ("resnet18", "swin_t"), ("resnet34", "swin_s")
     runs = [(m, "clean") for m in resnets + swins]
-    runs += [(m, f"gaussian_noise:level{k}") for m in resnets + swins for k in PAPER_LEVELS]
-    runs += [(m, f"speckle_noise:level{k}") for m in resnets for k in PAPER_LEVELS]
+    runs += [(m, f"gaussian_noise:level{k}") for m in every for k in PAPER_LEVELS]
+    runs += [(m, f"gaussian_noise:level{k}") for m in deeper for k in (PAPER_LEVELS if paper else (DEPTH_LEVEL,))]
+    runs += [(m, f"speckle_noise:level{k}") for m in (resnets if paper else resnets[:1]) for k in PAPER_LEVELS]
     return [RunConfig.at_scale(m, "cifar10", scale, corruption=c) for m, c in runs]
 
 

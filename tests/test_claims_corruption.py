@@ -56,18 +56,24 @@ def run(model, name, level, *, holds: bool, depth: float = 1.0, train_acc: float
     return pd.DataFrame(rows), summary
 
 
-def study(models=("resnet18", "swin_t"), *, holds=True, depth=None, drop=(), **summary):
-    """Every run of ``models`` (Gaussian noise; speckle noise for ResNets) but the (model, corruption) in ``drop``."""
-    frames, summaries = [], []
+def study(models=("resnet18", "swin_t"), *, holds=True, depth=None, drop=(), gaussian_at=None, **summary):
+    """Every run of ``models`` (Gaussian noise; speckle noise for ResNets), those in ``drop`` (model,
+    corruption) missing; ``gaussian_at``: {model: its only corrupted level, under Gaussian noise} (the
+    deeper models below the paper scale)."""
+    frames, summaries, missing = [], [], []
     for model in models:
         names = ("gaussian_noise",) if model.startswith("swin") else ("gaussian_noise", "speckle_noise")
-        for name, level in [(names[0], 0)] + [(n, k) for n in names for k in (1, 2, 3)]:
+        levels = (1, 2, 3)
+        if model in (gaussian_at or {}):
+            names, levels = ("gaussian_noise",), (gaussian_at[model],)
+        for name, level in [(names[0], 0)] + [(n, k) for n in names for k in levels]:
             if (model, spec(name, level)) in drop:
+                missing.append((RunConfig.at_scale(model, "cifar10", "smoke", corruption=spec(name, level)), "missing"))
                 continue
             frame, row = run(model, name, level, holds=holds, depth=(depth or {}).get(model, 1.0), **summary)
             frames.append(frame)
             summaries.append(row)
-    return StudyResults(pd.concat(frames, ignore_index=True), pd.DataFrame(summaries), [], Store("/nonexistent"))
+    return StudyResults(pd.concat(frames, ignore_index=True), pd.DataFrame(summaries), missing, Store("/nonexistent"))
 
 
 def verdicts(rows):
@@ -168,3 +174,26 @@ def test_claims_table_and_nothing_stored():
     ([4, 3, 2, 1], False, "holds"), ([1, 1, 1, 1], False, "does not hold")])
 def test_monotone(values, rising, verdict):
     assert claims.monotone(values, rising) == verdict
+
+
+def test_deeper_models_at_one_level_are_judged_at_the_levels_they_ran():
+    """Below the paper scale ResNet34 and Swin-S run Gaussian noise at one level (studies.DEPTH_LEVEL)."""
+    models = ("resnet18", "resnet34", "swin_t", "swin_s")
+    found = study(models, depth={"resnet34": 1.05, "swin_s": 1.2}, gaussian_at={"resnet34": 3, "swin_s": 3})
+    for model in ("resnet34", "swin_s"):
+        rows = claims.setting_claims(found, model, "gaussian_noise")
+        assert "not computed" not in verdicts(rows)
+        assert rows[1]["statistic"].startswith("geometric mean of CDNV over the layers: L0 ") and " L3 " in rows[1]["statistic"]
+        assert " L1 " not in rows[1]["statistic"]
+    architecture = claims.architecture_claims(found)
+    assert verdicts(architecture) == ["holds"] * 2
+    assert "L3: resnet18 " in architecture[0]["statistic"] and "swin_s" in architecture[0]["statistic"]
+    assert "L1: resnet18 " in architecture[0]["statistic"]
+    depth = claims.depth_claims(found)
+    assert verdicts(depth) == ["holds", "does not hold"]  # the accuracies of the fixture do not change with depth
+    assert depth[0]["statistic"] == ("last-layer ratio deeper / shallower: L3: resnet34/resnet18 1.05, "
+                                     "swin_s/swin_t 1.2")
+    assert depth[1]["statistic"].startswith("mean clean-input test accuracy over levels 3: ")
+    missing = study(models, gaussian_at={"resnet34": 3, "swin_s": 3}, drop={("swin_s", "gaussian_noise:5")})
+    assert set(verdicts(claims.depth_claims(missing))) == {"not computed"}
+    assert set(verdicts(claims.setting_claims(missing, "swin_s", "gaussian_noise"))) == {"not computed"}

@@ -66,6 +66,14 @@ def stored_levels(summaries: pd.DataFrame, model: str, name: str) -> list[int]:
     return sorted(set(of_setting(summaries, model, name).level))
 
 
+def study_levels(found: StudyResults, model: str, name: str) -> list[int]:
+    """The paper's levels the study runs for ``model`` under ``name`` (stored or not; 0 = its clean run).
+    The paper runs every level; below its scale the deeper models run one (``studies.DEPTH_LEVEL``)."""
+    missing = [c.corruption for c, _ in found.missing if c.model == model]
+    frame = pd.DataFrame({"model": model, "corruption": missing})
+    return sorted(set(of_setting(frame, model, name).level) | set(stored_levels(found.summaries, model, name)))
+
+
 def trained_rows(metrics: pd.DataFrame, measure: str, model: str, name: str) -> pd.DataFrame:
     """``measure`` per layer on the training inputs each run trained with (corrupted at levels 1-3, clean at
     level 0), clean labels, flat features: the chapter's CDNV and NC2 panels."""
@@ -141,7 +149,8 @@ def _ends(curves: dict[int, np.ndarray], fmt=_g) -> str:
 
 
 def setting_claims(found: StudyResults, model: str, name: str) -> list[dict]:
-    """Claim (1) of appendix A.3 for one model under one corruption, from its figure (every level needed)."""
+    """Claim (1) of appendix A.3 for one model under one corruption, from its figure (every level the study
+    runs for it needed)."""
     prefix, figure = f"{model}, {SHORT[name]} noise: ", figure_link(CHAPTER, figure_target(model, name))
     texts = ["(1) CDNV and NC2 fall from the first to the last layer at every level",
              "(1) the CDNV curves shift up as the corruption level rises",
@@ -149,40 +158,45 @@ def setting_claims(found: StudyResults, model: str, name: str) -> list[dict]:
              "(1) the memorization ratio first falls over the initial layers, then rises (minimum at an inner layer)",
              "(1) probe accuracy on clean test data differs more between levels in the last layers than in the first",
              "(1) the last layer's probe accuracy on clean test data falls as the level rises"]
-    stored = stored_levels(found.summaries, model, name)
-    if stored != list(LEVELS):
-        why = f"levels stored: {stored or 'none'} of {list(LEVELS)}; the others are not stored yet"
+    stored, levels = stored_levels(found.summaries, model, name), study_levels(found, model, name)
+    if stored != levels:
+        why = f"levels stored: {stored or 'none'} of {levels}; the others are not stored yet"
         return [not_computed(prefix + text, figure, why) for text in texts]
     metrics = found.metrics
     cdnv = _curves(trained_rows(metrics, "cdnv_sum", model, name))
     nc2 = _curves(trained_rows(metrics, "nc2", model, name))
     ratio, probe = _curves(ratio_rows(metrics, model, name)), _curves(probe_rows(metrics, model, name))
     rows = [(f"CDNV first -> last layer: {_ends(cdnv)}. NC2: {_ends(nc2)}",
-             graded(cdnv[k][-1] < cdnv[k][0] and nc2[k][-1] < nc2[k][0] for k in LEVELS))]
-    means = [float(np.exp(np.log(cdnv[k]).mean())) for k in LEVELS]
-    rows.append(("geometric mean of CDNV over the layers: " + ", ".join(f"L{k} {_g(m)}" for k, m in zip(LEVELS, means)),
+             graded(cdnv[k][-1] < cdnv[k][0] and nc2[k][-1] < nc2[k][0] for k in levels))]
+    means = [float(np.exp(np.log(cdnv[k]).mean())) for k in levels]
+    rows.append(("geometric mean of CDNV over the layers: " + ", ".join(f"L{k} {_g(m)}" for k, m in zip(levels, means)),
                  monotone(means, rising=True)))
     rows.append((f"ratio first -> last layer: {_ends(ratio, _r)}", graded(v[-1] > v[0] for v in ratio.values())))
     lowest = {k: int(np.argmin(v)) for k, v in ratio.items()}
     rows.append(("minimum of the ratio: " + "; ".join(f"L{k} {_r(v[lowest[k]])} at layer {lowest[k] + 1} of {len(v)}"
                                                       for k, v in ratio.items()),
                  graded(0 < lowest[k] < len(v) - 1 for k, v in ratio.items())))
-    accuracy = np.stack([probe[k] for k in LEVELS])
+    accuracy = np.stack([probe[k] for k in levels])
     spread, third = accuracy.max(axis=0) - accuracy.min(axis=0), max(1, accuracy.shape[1] // 3)
     first, last = spread[:third].mean(), spread[-third:].mean()
     spread_text = (f"spread of probe accuracy over the levels (max - min), mean over the first {third} layers "
                    f"{first:.3f} vs the last {third} layers {last:.3f}")
     rows.append((spread_text, "holds" if last > first else "does not hold"))
-    rows.append(("last-layer probe accuracy: " + ", ".join(f"L{k} {probe[k][-1]:.3f}" for k in LEVELS),
-                 monotone([probe[k][-1] for k in LEVELS], rising=False)))
+    rows.append(("last-layer probe accuracy: " + ", ".join(f"L{k} {probe[k][-1]:.3f}" for k in levels),
+                 monotone([probe[k][-1] for k in levels], rising=False)))
     return [{"claim": prefix + text, "statistic": statistic, "verdict": verdict, "figure": figure}
             for text, (statistic, verdict) in zip(texts, rows)]
 
 
 def _complete(found: StudyResults, name: str, which: str) -> tuple[list[str], list[str]]:
-    """(models of family ``which`` the study runs under ``name``, those with every level stored)."""
+    """(models of family ``which`` the study runs under ``name``, those with every level it runs stored)."""
     models = [m for m, n in settings(found) if n == name and family(m) == which]
-    return models, [m for m in models if stored_levels(found.summaries, m, name) == list(LEVELS)]
+    return models, [m for m in models if stored_levels(found.summaries, m, name) == study_levels(found, m, name)]
+
+
+def _shared_levels(curves: dict[str, dict]) -> list[int]:
+    """The corrupted levels every model of ``curves`` ({model: {level: ...}}) ran."""
+    return sorted(set.intersection(*(set(c) for c in curves.values())))
 
 
 def architecture_claims(found: StudyResults) -> list[dict]:
@@ -193,32 +207,35 @@ def architecture_claims(found: StudyResults) -> list[dict]:
               "(log10 of last-layer over first-layer ratio)")]
     resnets, swins = _complete(found, name, "resnet")[1], _complete(found, name, "swin")[1]
     if not resnets or not swins:
-        why = "needs every level of a ResNet and of a Swin under Gaussian noise stored"
+        why = "needs every run of a ResNet and of a Swin under Gaussian noise stored"
         return [not_computed(text, figure, why) for text in texts]
     curves = {m: _curves(ratio_rows(found.metrics, m, name)) for m in resnets + swins}
+    ran = {k: ([m for m in resnets if k in curves[m]], [m for m in swins if k in curves[m]]) for k in LEVELS[1:]}
+    levels = [k for k, (r, w) in ran.items() if r and w]  # the levels a ResNet and a Swin both ran
     first = {m: {k: v[0] for k, v in c.items()} for m, c in curves.items()}
     rise = {m: {k: float(np.log10(v[-1] / v[0])) for k, v in c.items()} for m, c in curves.items()}
 
     def per_level(values, fmt):
-        return "; ".join(f"L{k}: " + ", ".join(f"{m} {fmt(values[m][k])}" for m in resnets + swins) for k in LEVELS[1:])
+        return "; ".join(f"L{k}: " + ", ".join(f"{m} {fmt(values[m][k])}" for m in sum(ran[k], [])) for k in levels)
 
     rows = [{"statistic": "first-layer ratio: " + per_level(first, _r),
-             "verdict": graded(max(first[m][k] for m in swins) < min(first[m][k] for m in resnets)
-                               for k in LEVELS[1:])},
+             "verdict": graded(max(first[m][k] for m in ran[k][1]) < min(first[m][k] for m in ran[k][0])
+                               for k in levels)},
             {"statistic": "log10(last-layer / first-layer ratio): " + per_level(rise, lambda x: f"{x:+.3f}"),
-             "verdict": graded(min(rise[m][k] for m in swins) > max(rise[m][k] for m in resnets)
-                               for k in LEVELS[1:])}]
+             "verdict": graded(min(rise[m][k] for m in ran[k][1]) > max(rise[m][k] for m in ran[k][0])
+                               for k in levels)}]
     return [{"claim": text, **row, "figure": figure} for text, row in zip(texts, rows)]
 
 
 def depth_claims(found: StudyResults) -> list[dict]:
     """Claim (2) on depth under Gaussian noise: deeper Swins memorize more and lose clean accuracy, deeper
-    ResNets barely memorize more and gain a little; needs two depths per family (the paper scale)."""
+    ResNets barely memorize more and gain a little; needs two depths per family, judged at the corrupted
+    levels all four models ran (the paper scale: every level; below it: ``studies.DEPTH_LEVEL``)."""
     name = "gaussian_noise"
     texts = [(("(2) Gaussian noise, depth: a deeper Swin has a larger last-layer memorization ratio, a deeper "
                "ResNet a smaller increase than the Swin's"), figure_link(CHAPTER, figure_target("swin_t", name))),
              (("(2) Gaussian noise, depth: a deeper Swin has lower test accuracy on clean inputs, a deeper ResNet "
-               "higher (mean over levels 1-3)"), figure_link(CHAPTER, ACCURACY_TARGET))]
+               "higher (mean over the corrupted levels every model ran)"), figure_link(CHAPTER, ACCURACY_TARGET))]
     (resnets, full_resnets), (swins, full_swins) = _complete(found, name, "resnet"), _complete(found, name, "swin")
     if len(resnets) < 2 or len(swins) < 2:
         why = (f"the study runs one depth per family at this scale ({', '.join(resnets + swins)}); "
@@ -229,17 +246,21 @@ def depth_claims(found: StudyResults) -> list[dict]:
     pairs = {"ResNet": (full_resnets[0], full_resnets[-1]), "Swin": (full_swins[0], full_swins[-1])}
     last = {m: {k: v[-1] for k, v in _curves(ratio_rows(found.metrics, m, name)).items()}
             for pair in pairs.values() for m in pair}
-    growth = {f: {k: last[deep][k] / last[shallow][k] for k in LEVELS[1:]} for f, (shallow, deep) in pairs.items()}
+    levels = _shared_levels(last)
+    growth = {f: {k: last[deep][k] / last[shallow][k] for k in levels} for f, (shallow, deep) in pairs.items()}
     ratio_row = {"statistic": "last-layer ratio deeper / shallower: " + "; ".join(
                      f"L{k}: " + ", ".join(f"{'/'.join(reversed(pairs[f]))} {_r(growth[f][k])}" for f in pairs)
-                     for k in LEVELS[1:]),
+                     for k in levels),
                  "verdict": graded(growth["Swin"][k] > 1 and growth["Swin"][k] > growth["ResNet"][k]
-                                   for k in LEVELS[1:])}
-    clean = {m: float(accuracy_rows(found.summaries, m, name).query("level > 0 and `test inputs` == 'clean'")
-                      .accuracy.mean()) for pair in pairs.values() for m in pair}
+                                   for k in levels)}
+    def clean_accuracy(model):
+        rows = accuracy_rows(found.summaries, model, name)
+        return float(rows[rows.level.isin(levels) & (rows["test inputs"] == "clean")].accuracy.mean())
+
+    clean = {m: clean_accuracy(m) for pair in pairs.values() for m in pair}
     swin_drops = clean[pairs["Swin"][1]] < clean[pairs["Swin"][0]]
     resnet_gains = clean[pairs["ResNet"][1]] > clean[pairs["ResNet"][0]]
-    accuracy_row = {"statistic": "mean clean-input test accuracy: "
+    accuracy_row = {"statistic": f"mean clean-input test accuracy over levels {', '.join(map(str, levels))}: "
                                  + ", ".join(f"{m} {a:.3f}" for m, a in clean.items()),
                     "verdict": graded([swin_drops, resnet_gains])}
     return [{"claim": text, **row, "figure": figure} for (text, figure), row in zip(texts, (ratio_row, accuracy_row))]
