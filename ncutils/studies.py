@@ -83,12 +83,11 @@ def corruption(scale: str) -> list[RunConfig]:
     (beside their clean runs): enough to compare depths at a third of the cost.
     """
     paper = scale == "paper"
-    resnets, swins = (("resnet18", "resnet34"), ("swin_t", "swin_s"))
     every, deeper = ("resnet18", "swin_t"), ("resnet34", "swin_s")
-    runs = [(m, "clean") for m in resnets + swins]
+    runs = [(m, "clean") for m in every + deeper]
     runs += [(m, f"gaussian_noise:level{k}") for m in every for k in PAPER_LEVELS]
     runs += [(m, f"gaussian_noise:level{k}") for m in deeper for k in (PAPER_LEVELS if paper else (DEPTH_LEVEL,))]
-    runs += [(m, f"speckle_noise:level{k}") for m in (resnets if paper else resnets[:1]) for k in PAPER_LEVELS]
+    runs += [(m, f"speckle_noise:level{k}") for m in ("resnet18", "resnet34")[:2 if paper else 1] for k in PAPER_LEVELS]
     return [RunConfig.at_scale(m, "cifar10", scale, corruption=c) for m, c in runs]
 
 

@@ -253,6 +253,7 @@ def depth_claims(found: StudyResults) -> list[dict]:
                      for k in levels),
                  "verdict": graded(growth["Swin"][k] > 1 and growth["Swin"][k] > growth["ResNet"][k]
                                    for k in levels)}
+
     def clean_accuracy(model):
         rows = accuracy_rows(found.summaries, model, name)
         return float(rows[rows.level.isin(levels) & (rows["test inputs"] == "clean")].accuracy.mean())
