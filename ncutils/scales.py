@@ -33,13 +33,13 @@ class Scale:
 
     def model_size(self, model_name: str) -> dict:
         """Size overrides of ``model_name`` at this scale (empty = paper size)."""
-        size = dict(_longest_prefix(self.sizes, model_name, {}))
+        size = dict(longest_prefix(self.sizes, model_name, {}))
         valid = model_overrides(model_name)
         return {k: v for k, v in size.items() if k in valid}
 
     def model_epochs(self, model_name: str) -> int:
         """Training epochs of ``model_name`` at this scale."""
-        return _longest_prefix(self.longer, model_name, self.epochs)
+        return longest_prefix(self.longer, model_name, self.epochs)
 
     def model_precision(self, model_name: str) -> str:
         """Training precision of ``model_name`` at this scale (``RunConfig.precision``)."""
@@ -55,7 +55,7 @@ class Scale:
                 + (f" ({longer[2:]})" if longer else ""))
 
 
-def _longest_prefix(table: dict, model_name: str, default):
+def longest_prefix(table: dict, model_name: str, default):
     """The value of the longest key of ``table`` that ``model_name`` starts with, else ``default``."""
     prefixes = [p for p in table if model_name.startswith(p)]
     return table[max(prefixes, key=len)] if prefixes else default

@@ -33,7 +33,7 @@ import submitit
 import torch
 
 from .runs import RunConfig, Store
-from .scales import Scale
+from .scales import Scale, longest_prefix
 
 EXECUTORS = ("local", "slurm", "submitit-local")
 # Training images per second of every model at its cpu-scale size on 32x32 CIFAR-10, measured on the
@@ -397,11 +397,8 @@ def estimated_seconds(config: RunConfig) -> float:
         probed = config.target_n_per_class * classes if config.target_n_per_class else target_train
         forward += 4 * target_test + 2 * probed
     speed = REFERENCE_TRAIN_IMAGES_PER_S[config.model] * _flop_ratio(config.model, config.size, in_shape)
-    train_speed = speed
-    if config.precision == "fp32":
-        train_speed *= next((r for p, r in FP32_OVER_BF16.items() if config.model.startswith(p)),
-                            FP32_OVER_BF16_OTHERS)
-    return trained / train_speed + forward / (FORWARD_SPEEDUP * speed)
+    precision = longest_prefix(FP32_OVER_BF16, config.model, FP32_OVER_BF16_OTHERS) if config.precision == "fp32" else 1
+    return trained / (precision * speed) + forward / (FORWARD_SPEEDUP * speed)
 
 
 def _dataset_shape(dataset: str) -> tuple:
