@@ -132,12 +132,17 @@ def load_dataset(name: str, split: str = "train", *, n_per_class: int | None = N
     return data
 
 
+# the datasets the project's offline copies provide (``../shared/data/prepare.py``, its README)
+SHARED_COPIES = ("cifar10", "fashion-mnist", "pacs")
+
+
 def _missing(name: str, where: Path, how: str) -> DatasetNotFoundError:
+    offline = ("`python ../shared/data/prepare.py DIR` (the project's shared copies)" if name in SHARED_COPIES
+               else "put its files in the layout searched (the shared copies do not include it) under a folder DIR")
     return DatasetNotFoundError(
         f"dataset {name!r} not found under {where}. Get it either way:\n"
         f"  - with network access: load_dataset(..., download=True) fetches it through torchvision{how};\n"
-        f"  - offline: `python ../shared/data/prepare.py DIR` (the project's shared copies), then set "
-        f"NCUTILS_DATA=DIR (searched: {where}).")
+        f"  - offline: {offline}, then set NCUTILS_DATA=DIR (searched: {where}).")
 
 
 def _md5(path: Path) -> str:
