@@ -84,10 +84,12 @@ def corruption(scale: str) -> list[RunConfig]:
     """
     paper = scale == "paper"
     every, deeper = ("resnet18", "swin_t"), ("resnet34", "swin_s")
+    deeper_levels = PAPER_LEVELS if paper else (DEPTH_LEVEL,)
+    speckled = ("resnet18", "resnet34") if paper else ("resnet18",)
     runs = [(m, "clean") for m in every + deeper]
     runs += [(m, f"gaussian_noise:level{k}") for m in every for k in PAPER_LEVELS]
-    runs += [(m, f"gaussian_noise:level{k}") for m in deeper for k in (PAPER_LEVELS if paper else (DEPTH_LEVEL,))]
-    runs += [(m, f"speckle_noise:level{k}") for m in ("resnet18", "resnet34")[:2 if paper else 1] for k in PAPER_LEVELS]
+    runs += [(m, f"gaussian_noise:level{k}") for m in deeper for k in deeper_levels]
+    runs += [(m, f"speckle_noise:level{k}") for m in speckled for k in PAPER_LEVELS]
     return [RunConfig.at_scale(m, "cifar10", scale, corruption=c) for m, c in runs]
 
 

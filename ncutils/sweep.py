@@ -397,8 +397,8 @@ def estimated_seconds(config: RunConfig) -> float:
         probed = config.target_n_per_class * classes if config.target_n_per_class else target_train
         forward += 4 * target_test + 2 * probed
     speed = REFERENCE_TRAIN_IMAGES_PER_S[config.model] * _flop_ratio(config.model, config.size, in_shape)
-    precision = longest_prefix(FP32_OVER_BF16, config.model, FP32_OVER_BF16_OTHERS) if config.precision == "fp32" else 1
-    return trained / (precision * speed) + forward / (FORWARD_SPEEDUP * speed)
+    fp32_factor = longest_prefix(FP32_OVER_BF16, config.model, FP32_OVER_BF16_OTHERS) if config.precision == "fp32" else 1
+    return trained / (fp32_factor * speed) + forward / (FORWARD_SPEEDUP * speed)
 
 
 def _dataset_shape(dataset: str) -> tuple:

@@ -216,7 +216,7 @@ def architecture_claims(found: StudyResults) -> list[dict]:
     rise = {m: {k: float(np.log10(v[-1] / v[0])) for k, v in c.items()} for m, c in curves.items()}
 
     def per_level(values, fmt):
-        return "; ".join(f"L{k}: " + ", ".join(f"{m} {fmt(values[m][k])}" for m in sum(ran[k], [])) for k in levels)
+        return "; ".join(f"L{k}: " + ", ".join(f"{m} {fmt(values[m][k])}" for m in ran[k][0] + ran[k][1]) for k in levels)
 
     rows = [{"statistic": "first-layer ratio: " + per_level(first, _r),
              "verdict": graded(max(first[m][k] for m in ran[k][1]) < min(first[m][k] for m in ran[k][0])
