@@ -1,16 +1,24 @@
-"""Command line: ``python -m ncutils {models,train,sweep} ...``."""
+"""Command line: ``python -m ncutils {models,train,sweep} ...``; ``train`` options are generated from
+:class:`~ncutils.config.RunConfig`'s fields and their docstrings."""
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
+import inspect
 import sys
 
-import torch
-
 from . import models
-from .data import DATASET_NAMES, load_dataset
+from .config import RunConfig
+from .estimate import format_plan, plan
 from .scales import SCALES, get_scale
-from .studies import study_names
-from .train import RECIPES, TrainConfig, default_recipe, evaluate, train
+from .store import Store
+from .studies import study_configs, study_names
+from .sweep import check_options, run_local, run_submitit, sweep_threads
+
+# RunConfig fields that are not options of ``train``: the model is its argument, the scale its own option
+# (it sets the sizes), and ``size`` is given as KEY=VALUE pairs.
+NOT_OPTIONS = ("model", "scale", "size")
 
 
 def cmd_models(a) -> None:
@@ -25,24 +33,34 @@ def cmd_models(a) -> None:
 
 
 def cmd_train(a) -> None:
-    """Train one model at a scale on a dataset and report train/test accuracy."""
-    scale = get_scale(a.scale)
-    train_data = load_dataset(a.dataset, "train", n_per_class=scale.n_per_class, seed=a.seed)
-    test_data = load_dataset(a.dataset, "test", n_per_class=scale.eval_n_per_class, seed=a.seed)
-    torch.manual_seed(a.seed)
-    model = models.build_model(a.model, train_data.num_classes, in_shape=train_data.shape, **scale.model_size(a.model))
-    cfg = TrainConfig(recipe=a.recipe or default_recipe(a.model), epochs=a.epochs or scale.epochs, seed=a.seed)
-    log = train(model, train_data, cfg, checkpoint=a.checkpoint)
-    print(log.tail(3).to_string(index=False))
-    print(f"train accuracy {evaluate(model, train_data):.4f}, test accuracy {evaluate(model, test_data):.4f}")
+    """Train and measure one run at a scale's sizes, through the results store (a stored run is read, not
+    retrained), and print its last epochs and accuracies."""
+    fields = {f.name: getattr(a, f.name) for f in dataclasses.fields(RunConfig)
+              if f.name not in NOT_OPTIONS and getattr(a, f.name) is not None}
+    if a.size:
+        fields["size"] = dict(_size_pair(pair) for pair in a.size)
+    config = RunConfig.at_scale(a.model, fields.pop("dataset", "cifar10"), a.scale, **fields)
+    store = Store(a.store)
+    outcome = store.ensure(config)
+    record = store.read(config)
+    print(f"{outcome}: {config.describe()}\n  {store.run_dir(config)}")
+    if len(record.train_log):
+        print(record.train_log.tail(3).to_string(index=False))
+    print(f"train accuracy {record.summary['train_acc']:.4f}, test accuracy {record.summary['test_acc']:.4f}")
+
+
+def _size_pair(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--size takes KEY=VALUE (e.g. width=16), got {text!r}")
+    try:
+        return key, int(value)
+    except ValueError:
+        return key, value
 
 
 def cmd_sweep(a) -> None:
     """Compute every run a study needs at a scale, skipping stored ones (--dry-run: list them with their cost)."""
-    from .runs import Store
-    from .studies import study_configs
-    from .sweep import check_options, format_plan, plan, run_local, run_submitit, sweep_threads
-
     configs = study_configs(a.study, a.scale)
     if a.match:
         configs = [c for c in configs if all(m in c.describe() for m in a.match)]
@@ -70,6 +88,38 @@ def cmd_sweep(a) -> None:
         sys.exit(1)
 
 
+def field_docs(cls) -> dict[str, str]:
+    """The docstring under each field of a dataclass (the string that follows its annotation)."""
+    body = ast.parse(inspect.getsource(cls)).body[0].body
+    return {node.target.id: " ".join(body[i + 1].value.value.replace("``", "").split())
+            for i, node in enumerate(body[:-1])
+            if isinstance(node, ast.AnnAssign) and isinstance(body[i + 1], ast.Expr)
+            and isinstance(body[i + 1].value, ast.Constant) and isinstance(body[i + 1].value.value, str)}
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per :class:`RunConfig` field (but :data:`NOT_OPTIONS`), typed from its annotation and
+    documented by its docstring; an option left out takes the scale's value or the field's default."""
+    docs = field_docs(RunConfig)
+    for f in dataclasses.fields(RunConfig):
+        if f.name in NOT_OPTIONS:
+            continue
+        option, kind = "--" + f.name.replace("_", "-"), str(f.type)
+        default = "the scale's" if f.name in _SCALED else repr(f.default)
+        help_text = f"{docs.get(f.name, '')} (default: {default})".replace("%", "%%")
+        if kind == "bool":
+            parser.add_argument(option, action=argparse.BooleanOptionalAction, help=help_text)
+        elif kind.startswith("tuple"):
+            parser.add_argument(option, nargs="+", metavar=f.name.upper(), help=help_text)
+        else:
+            parser.add_argument(option, type=int if kind.startswith("int") else str, metavar=f.name.upper(),
+                                help=help_text)
+
+
+# The fields RunConfig.at_scale takes from the scale (ncutils.scales.Scale).
+_SCALED = ("n_per_class", "eval_n_per_class", "epochs", "batch_size", "precision")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ncutils", description="Layer-wise neural collapse toolkit.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -79,12 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_models)
     t = sub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
     t.add_argument("model", choices=models.model_names())
-    t.add_argument("--dataset", default="cifar10", help=f"one of {', '.join(DATASET_NAMES)}")
-    t.add_argument("--scale", default="smoke", choices=list(SCALES))
-    t.add_argument("--recipe", choices=list(RECIPES), help="default: the appendix's recipe for the model")
-    t.add_argument("--epochs", type=int, help="default: the scale's")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--checkpoint", help="checkpoint file, written every epoch; resumes if it exists")
+    t.add_argument("--scale", default="smoke", choices=list(SCALES), help="sizes and budgets (default smoke)")
+    t.add_argument("--size", action="append", metavar="KEY=VALUE",
+                   help="a model size override added to the scale's, e.g. width=32; repeat for several")
+    add_config_options(t)
+    t.add_argument("--store", help="results directory (default data/results in the repository)")
     t.set_defaults(func=cmd_train)
     s = sub.add_parser("sweep", help=cmd_sweep.__doc__, description=cmd_sweep.__doc__)
     s.add_argument("study", help=f"one of {', '.join(study_names())} (ncutils/studies.py)")

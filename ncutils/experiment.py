@@ -1,4 +1,4 @@
-"""One run end to end: load the data of a :class:`~ncutils.runs.RunConfig`, train, measure every layer.
+"""One run end to end: load the data of a :class:`~ncutils.config.RunConfig`, train, measure every layer.
 
 1. Data: class-balanced training and test subsets drawn with the seed (the same images for every
    label noise and corruption of a seed); noisy training labels with the clean ones kept; train and
@@ -37,7 +37,7 @@ from .domains import DomainShift, LimitedTarget
 from .models import build_model
 from .noise import NoisyLabels, noisy_labels
 from .probe import probe
-from .runs import CODE_VERSION, RunConfig
+from .config import CODE_VERSION, RunConfig
 from .streaming import measure
 from .train import TrainConfig, default_device, evaluate, train
 
@@ -49,9 +49,11 @@ VERSIONED_PACKAGES = ("torch", "torchvision", "timm", "numpy", "pandas", "pyarro
 
 
 @dataclass(frozen=True)
-class RunResult:
-    """What one run produces: tidy metrics, the per-epoch training log, accuracies, provenance."""
+class RunRecord:
+    """What one run produces (and the store keeps): its config, tidy metrics, the per-epoch training
+    log, accuracies and provenance."""
 
+    config: RunConfig
     metrics: pd.DataFrame
     train_log: pd.DataFrame
     summary: dict
@@ -82,7 +84,7 @@ class EvalSet:
 
 
 def run_experiment(config: RunConfig, *, checkpoint: str | Path | None = None, progress: bool = True,
-                   device: str | torch.device | None = None) -> RunResult:
+                   device: str | torch.device | None = None) -> RunRecord:
     """Run ``config`` end to end (see the module doc); ``checkpoint``: the training checkpoint file."""
     device = torch.device(device) if device is not None else default_device()
     seconds: dict[str, float] = {}
@@ -123,7 +125,7 @@ def run_experiment(config: RunConfig, *, checkpoint: str | Path | None = None, p
         "data": {"train": _data_provenance(data.train_inputs), "test": _data_provenance(data.test_inputs),
                  **{f"target:{name}": _data_provenance(t.probe_test) for name, t in data.targets.items()}},
     }
-    return RunResult(metrics, log.reset_index(drop=True), summary, provenance)
+    return RunRecord(config, metrics, log.reset_index(drop=True), summary, provenance)
 
 
 def load_run_data(config: RunConfig) -> RunData:

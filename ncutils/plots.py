@@ -6,7 +6,6 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
-from .streaming import PENULTIMATE
 
 # (measure, axis label, log scale) of the paper's rows
 CDNV = ("cdnv_sum", "CDNV (eq. 4, sum over pairs)", True)
@@ -14,22 +13,6 @@ NC2 = ("nc2", "NC2 (eq. 5)", False)
 NC1 = ("nc1", "NC1 = Tr(Σ_W Σ_B⁺)/K", True)
 PROBE = ("probe_test_acc", "linear-probe test accuracy", False)
 MEMORIZATION = ("memorization_ratio", "memorization ratio (Def. 1)", True)
-
-
-def layer_rows(metrics: pd.DataFrame, measure: str, *, split: str = "train", labels: str = "clean",
-               inputs: str = "clean", features: str | None = None) -> pd.DataFrame:
-    """Rows of one measure per layer tap (the classifier's input left out), with a 1-based ``layer``
-    number; probes are always on pooled features and their own split, the NC measures on ``split``
-    with flat features (the paper's) unless ``features`` says otherwise."""
-    if measure.startswith("probe_"):
-        selected = metrics[(metrics.measure == measure) & (metrics.eval_data == metrics.dataset)]
-    else:
-        selected = metrics[(metrics.measure == measure) & (metrics.split == split) & (metrics.labels == labels)
-                           & (metrics.inputs == inputs) & (metrics.features == (features or "flat"))
-                           & (metrics.eval_data == metrics.dataset)]
-    selected = selected[selected.layer != PENULTIMATE].copy()
-    selected["layer number"] = selected.layer_index + 1
-    return selected
 
 
 def layer_figure(frames: list[pd.DataFrame], rows: list[tuple[str, str, bool]], *, hue: str = "model",

@@ -238,43 +238,6 @@ def measure(model: nn.Module, batches, *, num_classes: int | None = None, featur
     return table.sort_values(["layer_index", "features", "labels"], kind="stable", ignore_index=True)
 
 
-def memorization_ratios(results: pd.DataFrame, clean: str = "clean", noisy: str = "noisy",
-                        measure: str = "cdnv_sum") -> pd.DataFrame:
-    """Memorization ratio per layer (paper Definition 1) from one :func:`measure` run with two
-    label groupings: ``measure`` under the clean labels over it under the noisy labels."""
-    return memorization_ratios_between(results[results["labels"] == clean], results[results["labels"] == noisy],
-                                       measure)
-
-
-def memorization_ratios_between(clean: pd.DataFrame, noisy: pd.DataFrame, measure: str = "cdnv_sum") -> pd.DataFrame:
-    """Memorization ratio per layer (Definition 1) from two :func:`measure` runs, e.g. on clean and
-    on corrupted inputs, each with one label grouping.
-
-    Returns layer, layer_index, features, clean, noisy, ratio and memorization (ratio > 1, the
-    memorization layers of Definition 2).
-    """
-    keys = ["layer", "layer_index", "features"]
-    sides = []
-    for name, frame in (("clean", clean), ("noisy", noisy)):
-        frame = frame[frame["measure"] == measure]
-        if frame.empty:
-            raise ValueError(f"the {name} results have no rows of measure {measure!r} (or of that label grouping)")
-        if frame["labels"].nunique() != 1:
-            raise ValueError(f"the {name} results hold several label groupings {sorted(frame['labels'].unique())}; "
-                             "select one, e.g. results[results.labels == 'y']")
-        sides.append(frame[keys + ["value"]].rename(columns={"value": name}))
-    table = sides[0].merge(sides[1], on=keys, validate="one_to_one")
-    table["ratio"] = table["clean"] / table["noisy"]
-    table["memorization"] = table["ratio"] > 1
-    return table.sort_values(["features", "layer_index"], ignore_index=True)
-
-
-def memorization_layers(table: pd.DataFrame, features: str = "flat") -> list[str]:
-    """The memorization layers {l : ratio > 1} (Definition 2) of a memorization-ratio table."""
-    rows = table[(table["features"] == features) & table["memorization"]]
-    return rows.sort_values("layer_index")["layer"].tolist()
-
-
 def iterate_batches(batches, what: str, progress: bool = False) -> Iterator:
     """A fresh iteration of ``batches`` (a re-iterable, or a callable returning an iterable)."""
     iterable = batches() if callable(batches) else batches

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .runs import RunConfig
+from .config import RunConfig
 from .scales import SCALES, get_scale
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")

@@ -7,7 +7,8 @@ import pytest
 
 from ncutils.book import NOTEBOOKS
 from ncutils.claims import clean
-from ncutils.runs import RunConfig, StudyResults
+from ncutils.config import RunConfig
+from ncutils.results import StudyResults
 
 
 def accelerating(n, top=3.0, drop=2.0):

@@ -4,7 +4,9 @@ import pandas as pd
 import pytest
 
 from ncutils.claims import corruption as claims
-from ncutils.runs import CONFIG_COLUMNS, RunConfig, Store, StudyResults
+from ncutils.config import RunConfig
+from ncutils.results import CONFIG_COLUMNS, StudyResults
+from ncutils.store import Store
 
 SEVERITY = {1: 1, 2: 3, 3: 5}  # the paper's levels 1-3 on the CIFAR-10-C scale
 TAPS = {"resnet18": 5, "resnet34": 7, "swin_t": 6, "swin_s": 8}

@@ -5,7 +5,9 @@ import pytest
 
 from ncutils.claims import VERDICTS
 from ncutils.claims import domain as claims
-from ncutils.runs import RunConfig, Store, StudyResults
+from ncutils.config import RunConfig
+from ncutils.results import StudyResults
+from ncutils.store import Store
 
 PACS = ("art_painting", "cartoon", "photo", "sketch")
 TAPS = 9

@@ -6,7 +6,8 @@ import pandas as pd
 
 from ncutils.book import NOTEBOOKS
 from ncutils.claims import label_noise
-from ncutils.runs import RunConfig, StudyResults
+from ncutils.config import RunConfig
+from ncutils.results import StudyResults
 from ncutils.studies import RANDOM_LABELS
 
 LEVELS = ("clean",) + RANDOM_LABELS

@@ -7,7 +7,8 @@ import pytest
 
 from ncutils.book import NOTEBOOKS
 from ncutils.claims import nc1_vs_cdnv
-from ncutils.runs import RunConfig, StudyResults
+from ncutils.config import RunConfig
+from ncutils.results import StudyResults
 
 MONOTONE = [1000, 500, 200, 100, 20]
 ZIGZAG = [10, 12, 5, 6, 1]  # falls overall, rises twice

@@ -7,7 +7,8 @@ import pytest
 
 from ncutils.book import NOTEBOOKS
 from ncutils.claims import small_nets
-from ncutils.runs import RunConfig, StudyResults
+from ncutils.config import RunConfig
+from ncutils.results import StudyResults
 
 MODELS = ("mlp", "vgg11", "resnet18")
 DATASETS = ("fashion-mnist", "cifar10")

@@ -6,7 +6,8 @@ import pandas as pd
 
 from ncutils.book import NOTEBOOKS
 from ncutils.claims import train_vs_test
-from ncutils.runs import RunConfig, StudyResults
+from ncutils.config import RunConfig
+from ncutils.results import StudyResults
 
 # per measure: the training-split curve, and a test-split curve that collapses less and less as depth grows
 TRAIN = {"cdnv_sum": [100, 30, 10, 1], "nc1": [10, 3, 1, 0.1], "nc2": [1.0, 0.6, 0.3, 0.1],

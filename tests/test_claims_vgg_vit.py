@@ -5,7 +5,9 @@ import pytest
 
 from ncutils.claims import VERDICTS
 from ncutils.claims import vgg_vit as claims
-from ncutils.runs import RunConfig, Store, StudyResults
+from ncutils.config import RunConfig
+from ncutils.results import StudyResults
+from ncutils.store import Store
 
 TAPS = {"vgg13": 10, "vgg16": 13, "vgg19": 16, "vit_small": 12, "vit_base": 12}
 RATE = {"vgg13": 0.3, "vgg16": 0.2, "vgg19": 0.1, "vit_small": 0.05, "vit_base": 0.05}  # decades per layer

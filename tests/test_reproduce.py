@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from ncutils.data import REPO_ROOT
-from ncutils.runs import RunConfig, Store
+from ncutils.config import RunConfig
+from ncutils.store import Store
 
 # The smallest trained run of the book: Parker et al.'s MLP6 on Fashion-MNIST (about a minute).
 CONFIG = RunConfig.at_scale("mlp", "fashion-mnist", "cpu", recipe="parker")
@@ -25,7 +26,7 @@ def test_a_stored_cpu_run_is_reproduced(cifar_root, tmp_path):
     stored = Store(REPO_ROOT / "data" / "results").read(CONFIG)  # committed (an error if missing)
     env = {**os.environ, "NCUTILS_RESULTS": str(tmp_path / "results"), "NCUTILS_CACHE": str(tmp_path / "cache"),
            "OMP_NUM_THREADS": str(stored.provenance["torch_threads"])}
-    code = ("import json, sys; from ncutils.runs import RunConfig, results; "
+    code = ("import json, sys; from ncutils.config import RunConfig; from ncutils.results import results; "
             "results([RunConfig.from_dict(json.loads(sys.argv[1]))], progress=False)")
     subprocess.run([sys.executable, "-c", code, json.dumps(CONFIG.to_dict())], env=env, check=True)
     again = Store(tmp_path / "results", tmp_path / "cache").read(CONFIG)

@@ -11,9 +11,11 @@ import torch
 
 from ncutils import studies
 from ncutils.cli import main
-from ncutils.runs import RunConfig, Store
+from ncutils.config import RunConfig
+from ncutils.store import Store
 from ncutils.scales import SCALES
-from ncutils.sweep import RunJob, estimated_seconds, measured_seconds, plan, run_local, run_submitit
+from ncutils.estimate import estimated_seconds, measured_seconds, plan
+from ncutils.sweep import RunJob, run_local, run_submitit, sweep_threads
 
 THREADS = 1  # bitwise-equal results across processes need equal torch thread counts
 
@@ -161,7 +163,7 @@ def test_runs_at_initialisation_cost_their_measuring_and_do_not_calibrate_traini
     store.ensure(untrained, progress=False)
     assert 0 < measured_seconds(store.read(untrained)) < 600
     monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))  # the stored run's thread count
-    table = plan([untrained, tiny(size={"width": 4, "activation": "tanh"})], store)
+    table = plan([untrained, tiny(size={"width": 4, "activation": "tanh"})], store, sweep_threads(1))
     assert table.hours.notna().all() and (table.hours > 0).all(), table
     assert (table.basis == "the 2-core reference CPU").all(), table
 

@@ -84,7 +84,7 @@ def chapters() -> list[str]:
 
 def chapter_claims(chapter: str, scale: str, compute: bool = False) -> pd.DataFrame:
     """The claims of one chapter judged from the runs of its study at ``scale``."""
-    from ..runs import available
+    from ..results import available
     from ..studies import study_configs
 
     if chapter not in chapters():

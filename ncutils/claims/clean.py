@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .. import plots
+from .. import frames
+from ..frames import TERMINAL
 from ..studies import RESNETS, SWINS
 from . import figure_link, judged, table
 
@@ -34,7 +35,6 @@ PROBE_VS_CDNV = figure_link(CHAPTER, "clean-probe-vs-cdnv")
 DEEP_RESNETS = ("resnet50", "resnet101", "resnet152")  # the models the paper finds on a plateau
 PLATEAU = 0.25  # a middle third falling at under this fraction of the model's overall slope is a plateau
 LITTLE = 0.01  # accuracies within one point differ "little" (the paper's deep ResNets: 0.03-0.1 points)
-TERMINAL = 0.99  # train accuracy of the terminal phase
 DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 
 
@@ -54,7 +54,7 @@ def curves(metrics: pd.DataFrame, measure: str) -> dict[tuple[str, str], pd.Seri
     """Per (dataset, model): ``measure`` at every block, indexed by layer number."""
     if metrics.empty:
         return {}
-    rows = plots.layer_rows(metrics, measure).sort_values("layer number")
+    rows = frames.layer_rows(metrics, measure).sort_values("layer number")
     return {key: g.set_index("layer number").value for key, g in rows.groupby(["dataset", "model"])}
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import plots
+from .. import frames
 from ..corruptions import parse_corruption
-from ..runs import StudyResults
-from ..streaming import memorization_ratios_between
+from ..frames import TERMINAL, memorization_ratios_between
+from ..results import StudyResults
 from ..studies import RESNETS, SWINS
 from . import figure_link, not_computed, table
 
@@ -22,7 +22,6 @@ STUDY = "corruption"
 CHAPTER = "corruption"
 LEVELS = (0, 1, 2, 3)  # the paper's levels: clean, then CIFAR-10-C severities 1, 3, 5
 SHORT = {"gaussian_noise": "Gaussian", "speckle_noise": "speckle"}  # in the order of the figures
-TERMINAL = 0.99  # train accuracy of the terminal phase
 RUNS_TARGET = "corruption-runs"
 ACCURACY_TARGET = "corruption-accuracy"
 LAYER_COLUMNS = ["model", "corruption", "level", "layer", "layer_index", "layer number", "value"]
@@ -80,8 +79,8 @@ def trained_rows(metrics: pd.DataFrame, measure: str, model: str, name: str) -> 
     frame = of_setting(metrics, model, name)
     if frame.empty:
         return pd.DataFrame(columns=LAYER_COLUMNS)
-    return pd.concat([plots.layer_rows(frame[frame.level == 0], measure),
-                      plots.layer_rows(frame[frame.level > 0], measure, inputs="corrupted")], ignore_index=True)
+    return pd.concat([frames.layer_rows(frame[frame.level == 0], measure),
+                      frames.layer_rows(frame[frame.level > 0], measure, inputs="corrupted")], ignore_index=True)
 
 
 def ratio_rows(metrics: pd.DataFrame, model: str, name: str) -> pd.DataFrame:
@@ -90,8 +89,8 @@ def ratio_rows(metrics: pd.DataFrame, model: str, name: str) -> pd.DataFrame:
     frame = of_setting(metrics, model, name)
     out = []
     for lvl, run in frame[frame.level > 0].groupby("level"):
-        ratios = memorization_ratios_between(plots.layer_rows(run, "cdnv_sum", inputs="clean"),
-                                             plots.layer_rows(run, "cdnv_sum", inputs="corrupted"))
+        ratios = memorization_ratios_between(frames.layer_rows(run, "cdnv_sum", inputs="clean"),
+                                             frames.layer_rows(run, "cdnv_sum", inputs="corrupted"))
         out.append(ratios.assign(model=model, corruption=run.corruption.iloc[0], level=lvl, value=ratios.ratio,
                                  **{"layer number": ratios.layer_index + 1}))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=LAYER_COLUMNS)
@@ -100,7 +99,7 @@ def ratio_rows(metrics: pd.DataFrame, model: str, name: str) -> pd.DataFrame:
 def probe_rows(metrics: pd.DataFrame, model: str, name: str) -> pd.DataFrame:
     """Linear-probe accuracy per layer on clean test data (probes trained on clean training data)."""
     frame = of_setting(metrics, model, name)
-    return plots.layer_rows(frame, "probe_test_acc") if not frame.empty else pd.DataFrame(columns=LAYER_COLUMNS)
+    return frames.layer_rows(frame, "probe_test_acc") if not frame.empty else pd.DataFrame(columns=LAYER_COLUMNS)
 
 
 def accuracy_rows(summaries: pd.DataFrame, model: str, name: str) -> pd.DataFrame:

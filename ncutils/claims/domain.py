@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import plots
+from .. import frames
 from . import figure_link, not_computed, table
 
 STUDY = "domain"
@@ -27,7 +27,7 @@ def target_rows(metrics: pd.DataFrame, measure: str) -> pd.DataFrame:
     if metrics.empty:
         return pd.DataFrame(columns=["source", "target", "layer number", "value"])
     shifted = metrics[metrics.eval_data != metrics.dataset]
-    rows = plots.layer_rows(shifted.assign(source=shifted.dataset, dataset=shifted.eval_data), measure,
+    rows = frames.layer_rows(shifted.assign(source=shifted.dataset, dataset=shifted.eval_data), measure,
                             split="test")
     return rows.assign(source=rows.source.str.partition(":")[2], target=rows.eval_data.str.partition(":")[2])
 
@@ -139,7 +139,7 @@ def terminal(summaries: pd.DataFrame) -> dict:
     claim = "every source model reached the terminal phase (train accuracy >= 99%)"
     if summaries.empty:
         return not_computed(claim, TABLE)
-    fits = summaries.train_acc >= 0.99
+    fits = summaries.train_acc >= frames.TERMINAL
     return {"claim": claim,
             "statistic": ", ".join(f"{d.partition(':')[2]}: {a:.3f}"
                                    for d, a in zip(summaries.dataset, summaries.train_acc)),

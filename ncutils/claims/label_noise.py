@@ -23,8 +23,8 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from .. import plots
-from ..streaming import memorization_ratios
+from .. import frames
+from ..frames import memorization_ratios
 from ..studies import CIFAR10N, RANDOM_LABELS, RESNETS, SWINS
 from . import figure_link, judged, table
 from .clean import consensus, geometric_mean, spearman
@@ -38,9 +38,9 @@ NOISY = RANDOM_LABELS + CIFAR10N
 
 
 def trained_label_rows(metrics: pd.DataFrame, measure: str) -> pd.DataFrame:
-    """``measure`` per block under the labels each run trained with (``plots.layer_rows`` rows)."""
-    return pd.concat([plots.layer_rows(metrics[metrics.noise == "clean"], measure),
-                      plots.layer_rows(metrics[metrics.noise != "clean"], measure, labels="noisy")],
+    """``measure`` per block under the labels each run trained with (``frames.layer_rows`` rows)."""
+    return pd.concat([frames.layer_rows(metrics[metrics.noise == "clean"], measure),
+                      frames.layer_rows(metrics[metrics.noise != "clean"], measure, labels="noisy")],
                      ignore_index=True)
 
 
@@ -49,7 +49,7 @@ def memorization_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (model, noise), run in metrics[metrics.noise != "clean"].groupby(["model", "noise"]):
         train = run[(run.split == "train") & (run.inputs == "clean") & (run.eval_data == run.dataset)
-                    & (run.layer != plots.PENULTIMATE)]
+                    & (run.layer != frames.PENULTIMATE)]
         ratios = memorization_ratios(train, measure="cdnv_sum")
         out.append(ratios[ratios.features == "flat"].assign(model=model, noise=noise, value=lambda t: t.ratio))
     columns = ["model", "noise", "layer_index", "value"]
@@ -175,7 +175,7 @@ def claims(found) -> pd.DataFrame:
     metrics = found.metrics
     cdnv, ratio, probe = ({}, {}, {}) if metrics.empty else (
         _curves(trained_label_rows(metrics, "cdnv_sum")), _curves(memorization_rows(metrics)),
-        _curves(plots.layer_rows(metrics, "probe_test_acc")))
+        _curves(frames.layer_rows(metrics, "probe_test_acc")))
     stored = {f"{m} {n}" for m, n in cdnv}
     study = study_runs(found)
     runs = {m: Runs(*({n: d[m, n] for n in noises if (m, n) in d} for d in (cdnv, ratio, probe)))

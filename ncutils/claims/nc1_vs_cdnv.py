@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..plots import layer_rows
-from ..runs import StudyResults
+from ..frames import layer_rows
+from ..results import StudyResults
 from . import figure_link, not_computed, table
 
 STUDY = "clean"

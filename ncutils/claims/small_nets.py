@@ -13,15 +13,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..plots import layer_rows
-from ..runs import StudyResults
+from ..frames import TERMINAL, layer_rows
+from ..results import StudyResults
 from . import figure_link, not_computed, table
 
 STUDY = "small_nets"
 CHAPTER = "small_nets"
 MOST, FEW = 2 / 3, 1 / 3
 NC4_ZERO = 0.01  # NC4 at most this: the network's decision is the nearest class centre's
-TERMINAL = 0.99  # training accuracy of the terminal phase
 ORDER = {"mlp": 0, "vgg11": 1, "resnet18": 2}
 
 

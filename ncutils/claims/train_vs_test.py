@@ -18,13 +18,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..plots import layer_rows
-from ..runs import StudyResults
+from ..frames import TERMINAL, layer_rows
+from ..results import StudyResults
 from . import figure_link, not_computed, table
 
 STUDY = "train_vs_test"
 CHAPTER = "train_vs_test"
-TERMINAL = 0.99  # training accuracy of the terminal phase
 GAPS = {"cdnv_sum": ("CDNV", "log10(test/train), decades"), "nc1": ("NC1", "log10(test/train), decades"),
         "nc2": ("NC2", "test - train"), "ncc_accuracy": ("NCC accuracy", "train - test")}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import plots
+from .. import frames
 from . import figure_link, not_computed, table
 
 STUDY = "vgg_vit"
@@ -43,7 +43,7 @@ def curves(metrics: pd.DataFrame, models, measure: str = "cdnv_sum") -> dict[str
     """{model: values of ``measure`` per layer tap, in order} for the stored ``models``."""
     if metrics.empty:
         return {}
-    rows = plots.layer_rows(metrics[metrics.model.isin(models)], measure)
+    rows = frames.layer_rows(metrics[metrics.model.isin(models)], measure)
     return {m: rows[rows.model == m].sort_values("layer number").value.to_numpy()
             for m in models if (rows.model == m).any()}
 
@@ -96,7 +96,7 @@ def vit_not_terminal(summaries: pd.DataFrame) -> dict:
         return not_computed(claim, TABLE)
     return {"claim": claim,
             "statistic": ", ".join(f"{m}: train {a:.3f}" for m, a in zip(vits.model, vits.train_acc)),
-            "verdict": _all_or_most(vits.train_acc < 0.99), "figure": TABLE}
+            "verdict": _all_or_most(vits.train_acc < frames.TERMINAL), "figure": TABLE}
 
 
 def vit_geometric(metrics: pd.DataFrame) -> dict:
