@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
-from ncutils import metrics, streaming
+from ncutils import accumulators, metrics
 from ncutils.metrics import ClassMoments
 from ncutils.models import build_model, classifier, forward_with_taps
 from ncutils.frames import memorization_ratios, memorization_ratios_between
-from ncutils.streaming import ClassAccumulator, SecondPassAccumulator, measure
+from ncutils.accumulators import ClassAccumulator, SecondPassAccumulator
+from ncutils.streaming import measure
 
 K = 4
 
@@ -25,7 +26,7 @@ def random_splits(n, rng, count=3):
 def block_elements(request, monkeypatch):
     """The accumulators' block size: large (every batch held, then reduced at once), small (a few
     batches held), tiny (each batch reduced at once, a few columns per block)."""
-    monkeypatch.setitem(streaming.BLOCK_ELEMENTS, "cpu", request.param)
+    monkeypatch.setitem(accumulators.BLOCK_ELEMENTS, "cpu", request.param)
 
 
 @pytest.mark.parametrize("offset,dtype,spread", [

@@ -29,7 +29,7 @@ import torch
 
 from ncutils import metrics
 from ncutils.models import build_model, forward_with_taps
-from ncutils.streaming import BLOCK_ELEMENTS, ClassAccumulator, SecondPassAccumulator
+from ncutils.accumulators import BLOCK_ELEMENTS, ClassAccumulator, SecondPassAccumulator
 
 K = 10
 BATCH = 128
