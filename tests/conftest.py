@@ -26,8 +26,8 @@ def cifar_root():
 @pytest.fixture
 def kill_after_checkpoint():
     """Start a command, SIGKILL it as soon as ``checkpoint`` exists, return the checkpoint's epoch."""
-    def run(command: list[str], checkpoint, timeout: float = 300) -> int:
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def run(command: list[str], checkpoint, timeout: float = 300, env: dict | None = None) -> int:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         deadline = time.time() + timeout
         while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.01)

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -5,6 +6,8 @@ import pytest
 import torch
 
 from ncutils import build_model, load_dataset
+from ncutils.config import RunConfig
+from ncutils.store import Store
 from ncutils.train import RECIPES, TrainConfig, evaluate, learning_rate, make_optimizer, train
 
 
@@ -64,19 +67,26 @@ def test_bad_config_values():
         TrainConfig(epochs=0)
 
 
-def _cli_train(checkpoint, epochs):
-    return [sys.executable, "-m", "ncutils", "train", "resnet18", "--scale", "smoke", "--epochs", str(epochs),
-            "--checkpoint", str(checkpoint)]
+def _cli_train(tmp_path, name: str, epochs: int):
+    """``python -m ncutils train`` of a smoke run into its own store and cache; (command, env, checkpoint)."""
+    store, cache = tmp_path / name / "results", tmp_path / name / "cache"
+    checkpoint = Store(store, cache).checkpoint_path(RunConfig.at_scale("resnet18", "cifar10", "smoke", epochs=epochs))
+    command = [sys.executable, "-m", "ncutils", "train", "resnet18", "--scale", "smoke", "--epochs", str(epochs),
+               "--store", str(store)]
+    return command, {**os.environ, "NCUTILS_CACHE": str(cache)}, checkpoint
 
 
-def test_resume_after_kill_gives_identical_weights(tmp_path, cifar_root, kill_after_checkpoint):
+def test_cli_train_goes_through_the_store_and_resumes_after_kill(tmp_path, cifar_root, kill_after_checkpoint):
     epochs = 8
-    whole = tmp_path / "whole.pt"
-    subprocess.run(_cli_train(whole, epochs), check=True, capture_output=True)
-    killed = tmp_path / "killed.pt"
-    stopped_at = kill_after_checkpoint(_cli_train(killed, epochs), killed)
+    command, env, whole = _cli_train(tmp_path, "whole", epochs)
+    first = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    assert first.startswith("computed: resnet18[width=4] cifar10 seed=0 epochs=8")  # the smoke scale's sizes
+    again = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    assert again.startswith("stored: ") and again.splitlines()[2:] == first.splitlines()[2:]  # read, not retrained
+    command, env, killed = _cli_train(tmp_path, "killed", epochs)
+    stopped_at = kill_after_checkpoint(command, killed, env=env)
     assert 1 <= stopped_at < epochs, f"the run was not killed mid-training (checkpoint at epoch {stopped_at})"
-    subprocess.run(_cli_train(killed, epochs), check=True, capture_output=True)
+    subprocess.run(command, env=env, check=True, capture_output=True)
     a, b = torch.load(whole, weights_only=False), torch.load(killed, weights_only=False)
     assert a["epoch"] == b["epoch"] == epochs
     for key, value in a["model"].items():
