@@ -37,9 +37,10 @@ NOISE_FIELDS = ("noise", "corruption")
 TRAINING_FIELDS = ("model", "dataset", "size", "noise", "corruption", "n_per_class", "image_size", "epochs",
                    "recipe", "batch_size", "precision", "seed")
 PRECISIONS = ("bf16", "fp32")
+PROBE_METHODS = ("sgd", "converged")
 # Fields added after results were stored, with the value every run stored before had: hashed only when
 # set to another value, so older keys hold.
-LATER_FIELDS = {"image_size": None, "precision": "bf16"}
+LATER_FIELDS = {"image_size": None, "precision": "bf16", "probe_method": "sgd"}
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,10 @@ class RunConfig:
     probe: bool = True
     """train a linear probe on every layer tap (appendix A.1)"""
     probe_epochs: int = 10
-    """epochs of linear probing (the paper: 10)"""
+    """epochs of the SGD probe (the paper: 10)"""
+    probe_method: str = "sgd"
+    """the linear probe of every tap: "sgd" (appendix A.1: SGD for probe_epochs epochs) or "converged" (a
+    multinomial logistic regression fitted to convergence, ``ncutils.logistic``)"""
     features: tuple[str, ...] = FEATURE_VIEWS
     """feature views measured: ``"flat"`` (the paper's) and/or ``"pooled"`` (mean over positions)"""
     scale: str = "custom"
@@ -134,6 +138,8 @@ class RunConfig:
                 _check_int(name, getattr(self, name), 1)
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        if self.probe_method not in PROBE_METHODS:
+            raise ValueError(f"unknown probe_method {self.probe_method!r}; valid: {', '.join(PROBE_METHODS)}")
         if not isinstance(self.probe, bool):
             raise ValueError(f"probe must be True or False, got {self.probe!r}")
         features = (self.features,) if isinstance(self.features, str) else tuple(self.features)

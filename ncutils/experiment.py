@@ -6,7 +6,7 @@
 2. Train with the config's recipe, checkpointed every epoch (a killed run resumes).
 3. Measure every tap (:func:`ncutils.streaming.measure`) on the training and test data: under the
    clean and the noisy labels, on clean and corrupted inputs, and on each target domain's test split.
-4. Probe every tap linearly (:func:`ncutils.probe.probe`): trained on clean training data, tested
+4. Probe every tap linearly (:func:`ncutils.probe.probe`, or :func:`~ncutils.probe.converged_probe`): trained on clean training data, tested
    on clean test data ("linear probing accuracy using clean test data"); for a target domain,
    trained on its limited training data and tested on its test split. The probe's training
    features are computed once, without augmentation.
@@ -15,7 +15,8 @@ The metrics come back as one tidy table, one row per layer x measure x evaluatio
 :data:`METRIC_COLUMNS`: ``eval_data`` (the dataset measured), ``split`` (train/test), ``inputs``
 (clean/corrupted), ``labels`` (the grouping: clean/noisy), ``features`` (flat/pooled; probes use
 pooled), ``layer``, ``layer_index``, ``measure``, ``value``, ``num_classes``, ``num_samples``, ``dim``.
-Probe accuracies are rows with measure ``probe_train_acc`` / ``probe_test_acc``.
+Probe accuracies are rows with measure ``probe_train_acc`` / ``probe_test_acc`` (a converged probe adds
+``probe_train_loss``, ``probe_iterations``, ``probe_converged``).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from .data import REPO_ROOT, Batches, ImageData, load_dataset
 from .domains import DomainShift, LimitedTarget
 from .models import build_model
 from .noise import NoisyLabels, noisy_labels
-from .probe import probe
+from .probe import converged_probe, probe
 from .config import CODE_VERSION, RunConfig
 from .streaming import measure
 from .train import TrainConfig, default_device, evaluate, train
@@ -207,11 +208,15 @@ def _labelled_batches(data: ImageData, groupings: dict, device):
 
 def _probed(model, train_data: ImageData, test_data: ImageData, eval_data: str, config: RunConfig,
             device) -> pd.DataFrame:
-    """Probe rows: accuracy of every tap's linear probe on its training and test data (clean)."""
-    accuracies = probe(model, _labelled_batches(train_data, {"clean": train_data.labels}, device),
-                       _labelled_batches(test_data, {"clean": test_data.labels}, device), augmented=False,
-                       labels="clean", num_classes=train_data.num_classes, epochs=config.probe_epochs,
-                       seed=config.seed)
+    """Probe rows: accuracy of every tap's linear probe on its training and test data (clean); a converged
+    probe adds its training loss, iterations and whether it converged (rows of split "train")."""
+    train = _labelled_batches(train_data, {"clean": train_data.labels}, device)
+    test = _labelled_batches(test_data, {"clean": test_data.labels}, device)
+    if config.probe_method == "converged":
+        accuracies = converged_probe(model, train, test, labels="clean", num_classes=train_data.num_classes)
+    else:
+        accuracies = probe(model, train, test, augmented=False, labels="clean", num_classes=train_data.num_classes,
+                           epochs=config.probe_epochs, seed=config.seed)
     rows = []
     for split, data in (("train", train_data), ("test", test_data)):
         rows.append(pd.DataFrame({
@@ -219,6 +224,9 @@ def _probed(model, train_data: ImageData, test_data: ImageData, eval_data: str, 
             "layer": accuracies["layer"], "layer_index": accuracies["layer_index"],
             "measure": f"probe_{split}_acc", "value": accuracies[f"{split}_acc"],
             "num_classes": train_data.num_classes, "num_samples": len(data), "dim": pd.NA}))
+    for fit in ("train_loss", "iterations", "converged"):
+        if fit in accuracies:
+            rows.append(rows[0].assign(measure=f"probe_{fit}", value=accuracies[fit].astype(float)))
     return pd.concat(rows, ignore_index=True)
 
 

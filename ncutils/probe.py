@@ -1,6 +1,10 @@
-"""Layer-wise linear probing (Zhou et al. 2025, appendix A.1), every tap from one backbone pass.
+"""Layer-wise linear probing, every tap from one frozen-backbone pass: the appendix's SGD probe and a converged one.
 
-The backbone is frozen in eval mode; each tap's features are average-pooled to (B, C) (adaptive
+:func:`converged_probe`: each tap's average-pooled training features are extracted once and a
+multinomial logistic regression is fitted to convergence on them (:mod:`ncutils.logistic`), so a
+probe's accuracy says what the layer's features allow, not how far a short optimisation got.
+
+:func:`probe` (appendix A.1 of Zhou et al. 2025): the backbone is frozen in eval mode; each tap's features are average-pooled to (B, C) (adaptive
 average pooling to 1x1) and feed their own ``nn.Linear``. All heads train together on the sum of
 their cross-entropy losses (the heads share no parameters, so each gets exactly its own gradient)
 with SGD (momentum 0.9, weight decay 5e-4), lr 0.1 for 10 epochs, x0.2 at epochs 5 and 7.
@@ -18,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .logistic import L2, fit_logistic
 from .models import classifier, forward_with_taps
 from .streaming import is_one_shot, iterate_batches, model_device, select_taps, unpack_batch
 
@@ -88,6 +93,38 @@ def probe(model: nn.Module, train, test, *, augmented: bool = True, cache: bool 
         model.train(was_training)
     return pd.DataFrame({"layer": selected, "layer_index": range(len(selected)),
                          "train_acc": train_acc, "test_acc": test_acc})
+
+
+def converged_probe(model: nn.Module, train, test, *, num_classes: int | None = None, labels: str | None = None,
+                    taps=None, l2: float = L2, progress: bool = False) -> pd.DataFrame:
+    """Fit a converged linear probe on every tap's pooled features (one backbone pass over ``train``
+    and one over ``test``, as for :func:`probe` with ``augmented=False``); return layer, layer_index,
+    train_acc, test_acc, train_loss (mean cross-entropy), iterations and converged (see
+    :func:`ncutils.logistic.fit_logistic`). The training features of every tap are held in memory."""
+    num_classes = classifier(model).out_features if num_classes is None else num_classes
+    selected = select_taps(model, taps)
+    was_training = model.training
+    model.eval()
+    try:
+        train_features, train_labels = _collected(_pooled_batches(model, train, selected, labels, "probe train", progress))
+        test_features, test_labels = _collected(_pooled_batches(model, test, selected, labels, "probe test", progress))
+    finally:
+        model.train(was_training)
+    rows = []
+    for index, (layer, features, tested) in enumerate(zip(selected, train_features, test_features)):
+        fit = fit_logistic(features, train_labels, num_classes, l2=l2)
+        rows.append({"layer": layer, "layer_index": index, "train_acc": fit.train_acc,
+                     "test_acc": fit.accuracy(tested, test_labels), "train_loss": fit.train_loss,
+                     "iterations": fit.iterations, "converged": fit.converged})
+    return pd.DataFrame(rows)
+
+
+def _collected(batches) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """(every tap's features of all batches, concatenated; the labels)."""
+    parts = list(batches)
+    if not parts:
+        raise ValueError("the probe's batches are empty")
+    return [torch.cat(per_tap) for per_tap in zip(*(f for f, _ in parts))], torch.cat([y for _, y in parts])
 
 
 class _FeatureStore:

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from ncutils.models import build_model, layer_taps
-from ncutils.probe import lr_schedule, probe
+from ncutils.logistic import fit_logistic
+from ncutils.probe import converged_probe, lr_schedule, probe
 
 K = 3
 
@@ -80,3 +81,83 @@ def test_probe_refuses_inconsistent_options(mlp):
     with pytest.raises(ValueError, match="choose one with labels="):
         probe(mlp, labelled, labelled, augmented=False, epochs=1)
     assert len(probe(mlp, labelled, labelled, augmented=False, epochs=1, labels="clean")) == len(layer_taps(mlp))
+
+
+# --- the converged probe ---------------------------------------------------------------------------
+
+def noisy_classes(n, d, k, seed):
+    """Overlapping Gaussian classes away from the origin: a logistic regression that cannot reach 100%."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, k, (n,), generator=g)
+    centres = 0.7 * torch.randn(k, d, generator=g)
+    return centres[y] + 1.5 * torch.randn(n, d, generator=g) + 3.0, y
+
+
+@pytest.mark.parametrize("l2", [1e-3, 1e-1])
+def test_logistic_fit_matches_scikit_learn(l2):
+    """The textbook reference: scikit-learn's multinomial LogisticRegression (lbfgs) minimises
+    C * sum of cross-entropies + ||W||^2 / 2 with an unpenalised intercept, i.e. our objective with C = 1 / (l2 N)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = noisy_classes(400, 20, 4, 0)
+    fit = fit_logistic(x, y, 4, l2=l2, tol=1e-9)
+    z = ((x.double() - x.double().mean(0)) / x.double().std(0, correction=0)).numpy()
+    reference = LogisticRegression(C=1 / (l2 * len(x)), tol=1e-12, max_iter=10_000).fit(z, y.numpy())
+    assert fit.converged
+    assert fit.weight.numpy() == pytest.approx(reference.coef_, abs=1e-5)
+    assert fit.bias.numpy() == pytest.approx(reference.intercept_, abs=1e-5)
+    assert torch.softmax(fit.logits(x), 1).numpy() == pytest.approx(reference.predict_proba(z), abs=1e-6)
+    assert fit.train_acc == pytest.approx(reference.score(z, y.numpy()))
+    assert 0.25 < fit.train_acc < 1  # the classes overlap: the fit is not trivially perfect
+
+
+def test_logistic_fit_reports_convergence_and_fits_separable_features():
+    x, y = noisy_classes(300, 10, 3, 1)
+    assert not fit_logistic(x, y, 3, max_iter=2).converged
+    separated = torch.relu(torch.randn(500, 256) + 3 * torch.randn(10, 256)[torch.arange(500) % 10])
+    fit = fit_logistic(separated, torch.arange(500) % 10, 10)
+    assert fit.converged and fit.train_acc == 1.0 and fit.train_loss < 0.01
+    constant = torch.cat([separated, torch.ones(500, 1)], 1)  # a dead (constant) feature is left unscaled
+    assert fit_logistic(constant, torch.arange(500) % 10, 10).train_acc == 1.0
+
+
+def test_logistic_fit_refuses_bad_labels():
+    x = torch.randn(10, 3)
+    with pytest.raises(ValueError, match=r"labels must be integers in 0..2"):
+        fit_logistic(x, torch.arange(10) % 4, 3)
+    with pytest.raises(ValueError, match=r"features must be \(N, D\)"):
+        fit_logistic(x, torch.arange(9) % 3, 3)
+
+
+def test_converged_probe_fits_each_taps_pooled_features(mlp):
+    """Against an independent path: pooled features from forward_with_taps, fitted tap by tap."""
+    from ncutils.models import forward_with_taps
+
+    (x, y), (xt, yt) = separable(96, 0), separable(48, 1)
+    table = converged_probe(mlp, batches(x, y), batches(xt, yt), num_classes=K)
+    assert list(table.layer) == layer_taps(mlp) and table.converged.all()
+    with torch.no_grad():
+        _, feats = forward_with_taps(mlp.eval(), x)
+        _, tested = forward_with_taps(mlp, xt)
+    for row in table.itertuples():
+        fit = fit_logistic(feats[row.layer].flatten(1), y, K)
+        assert row.train_acc == fit.train_acc and row.train_loss == pytest.approx(fit.train_loss, rel=1e-9)
+        assert row.test_acc == fit.accuracy(tested[row.layer].flatten(1), yt)
+    assert (table.train_acc == 1.0).all() and table.test_acc.min() > 0.9
+
+
+def test_a_run_with_the_converged_probe_stores_its_fit(cifar_root):
+    from ncutils.config import RunConfig
+    from ncutils.experiment import run_experiment
+
+    config = RunConfig("resnet18", size={"width": 4}, n_per_class=5, eval_n_per_class=5, epochs=0,
+                       features=("pooled",), probe_method="converged")
+    assert config.key() != RunConfig(**{**config.to_dict(), "probe_method": "sgd"}).key()
+    assert config.training_key() == RunConfig(**{**config.to_dict(), "probe_method": "sgd"}).training_key()
+    m = run_experiment(config, progress=False).metrics
+    fits = m[m.measure.str.startswith("probe_")].pivot(index="layer_index", columns="measure", values="value")
+    assert sorted(fits.columns) == ["probe_converged", "probe_iterations", "probe_test_acc", "probe_train_acc",
+                                    "probe_train_loss"]
+    assert (fits.probe_converged == 1).all() and (fits.probe_iterations >= 1).all()
+    with pytest.raises(ValueError, match="unknown probe_method 'lbfgs'; valid: sgd, converged"):
+        RunConfig("resnet18", probe_method="lbfgs")
