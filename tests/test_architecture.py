@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ncutils"
 # Bottom to top: a module may import only modules listed before it. A folder (models/, claims/, bench/)
 # is one unit: its files may import each other.
 LAYERS = [
-    "data", "metrics", "models", "scales", "accumulators",                 # data, models and measures
+    "data", "metrics", "logistic", "models", "scales", "accumulators",     # data, models and measures
     "corruptions", "domains", "noise", "streaming", "probe", "train",      # what a run is made of
     "config", "experiment", "store", "studies", "results",                 # runs: config -> one run -> store
     "estimate", "sweep",                                                   # costing and computing many runs
