@@ -3,6 +3,8 @@ collapse perspective" (CPAL 2025). Data, models with layer taps, training, and e
 """
 from .data import load_dataset
 from .models import build_model, classifier, forward_with_taps, layer_taps
+from .profiling import measure
+from .taps import taps_of
 
 __version__ = "0.1.0"
-__all__ = ["build_model", "layer_taps", "forward_with_taps", "classifier", "load_dataset"]
+__all__ = ["build_model", "layer_taps", "forward_with_taps", "classifier", "load_dataset", "measure", "taps_of"]

@@ -37,7 +37,7 @@ from .data import REPO_ROOT, Batches, ImageData, load_dataset
 from .domains import DomainShift, LimitedTarget
 from .models import build_model
 from .noise import NoisyLabels, noisy_labels
-from .probe import converged_probe, probe
+from .probe import converged_probe, probe, probe_rows
 from .config import CODE_VERSION, RunConfig
 from .streaming import measure
 from .train import TrainConfig, default_device, evaluate, train
@@ -217,17 +217,7 @@ def _probed(model, train_data: ImageData, test_data: ImageData, eval_data: str, 
     else:
         accuracies = probe(model, train, test, augmented=False, labels="clean", num_classes=train_data.num_classes,
                            epochs=config.probe_epochs, seed=config.seed)
-    rows = []
-    for split, data in (("train", train_data), ("test", test_data)):
-        rows.append(pd.DataFrame({
-            "eval_data": eval_data, "split": split, "inputs": "clean", "labels": "clean", "features": "pooled",
-            "layer": accuracies["layer"], "layer_index": accuracies["layer_index"],
-            "measure": f"probe_{split}_acc", "value": accuracies[f"{split}_acc"],
-            "num_classes": train_data.num_classes, "num_samples": len(data), "dim": pd.NA}))
-    for fit in ("train_loss", "iterations", "converged"):
-        if fit in accuracies:
-            rows.append(rows[0].assign(measure=f"probe_{fit}", value=accuracies[fit].astype(float)))
-    return pd.concat(rows, ignore_index=True)
+    return probe_rows(accuracies, eval_data, train_data.num_classes, len(train_data), len(test_data))
 
 
 def _smallest_class(shift: DomainShift, target: str) -> int:

@@ -100,7 +100,7 @@ def converged_probe(model: nn.Module, train, test, *, num_classes: int | None = 
     """Fit a converged linear probe on every tap's pooled features (one backbone pass over ``train``
     and one over ``test``, as for :func:`probe` with ``augmented=False``); return layer, layer_index,
     train_acc, test_acc, train_loss (mean cross-entropy), iterations and converged (see
-    :func:`ncutils.logistic.fit_logistic`). The training features of every tap are held in memory."""
+    :func:`ncutils.logistic.fit_logistic`), num_train and num_test. The training features of every tap are held in memory."""
     num_classes = classifier(model).out_features if num_classes is None else num_classes
     selected = select_taps(model, taps)
     was_training = model.training
@@ -115,8 +115,25 @@ def converged_probe(model: nn.Module, train, test, *, num_classes: int | None = 
         fit = fit_logistic(features, train_labels, num_classes, l2=l2)
         rows.append({"layer": layer, "layer_index": index, "train_acc": fit.train_acc,
                      "test_acc": fit.accuracy(tested, test_labels), "train_loss": fit.train_loss,
-                     "iterations": fit.iterations, "converged": fit.converged})
+                     "iterations": fit.iterations, "converged": fit.converged,
+                     "num_train": len(train_labels), "num_test": len(test_labels)})
     return pd.DataFrame(rows)
+
+
+def probe_rows(fits: pd.DataFrame, eval_data: str, num_classes: int, num_train: int, num_test: int) -> pd.DataFrame:
+    """A probe table (:func:`probe` or :func:`converged_probe`) as rows of the tidy metrics table: measures
+    ``probe_train_acc`` and ``probe_test_acc``, and a converged probe's ``probe_train_loss``,
+    ``probe_iterations`` and ``probe_converged`` (split "train"); pooled features, clean inputs and labels."""
+    rows = []
+    for split, count in (("train", num_train), ("test", num_test)):
+        rows.append(pd.DataFrame({
+            "eval_data": eval_data, "split": split, "inputs": "clean", "labels": "clean", "features": "pooled",
+            "layer": fits["layer"], "layer_index": fits["layer_index"], "measure": f"probe_{split}_acc",
+            "value": fits[f"{split}_acc"], "num_classes": num_classes, "num_samples": count, "dim": pd.NA}))
+    for fit in ("train_loss", "iterations", "converged"):
+        if fit in fits:
+            rows.append(rows[0].assign(measure=f"probe_{fit}", value=fits[fit].astype(float)))
+    return pd.concat(rows, ignore_index=True)
 
 
 def _collected(batches) -> tuple[list[torch.Tensor], torch.Tensor]:

@@ -11,8 +11,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ncutils"
 # is one unit: its files may import each other.
 LAYERS = [
     "data", "metrics", "logistic", "models", "scales", "accumulators",     # data, models and measures
-    "corruptions", "domains", "noise", "streaming", "probe", "train",      # what a run is made of
-    "config", "experiment", "store", "studies", "results",                 # runs: config -> one run -> store
+    "corruptions", "domains", "noise", "taps", "streaming", "probe", "train",  # what a run is made of
+    "config", "experiment", "profiling", "store", "studies", "results",    # a run (or any model) -> the store
     "estimate", "sweep",                                                   # costing and computing many runs
     "frames", "claims", "plots", "plots_noise", "chapter", "book",         # tables, verdicts, figures, book
     "bench", "cli", "__main__", "__init__",                                # entry points and the package face
