@@ -10,9 +10,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ncutils"
 # Bottom to top: a module may import only modules listed before it. A folder (models/, claims/, bench/)
 # is one unit: its files may import each other.
 LAYERS = [
-    "data", "metrics", "logistic", "models", "scales", "accumulators",     # data, models and measures
+    "paths", "data", "metrics", "logistic", "models", "scales", "accumulators",  # data, models, measures
     "corruptions", "domains", "noise", "taps", "streaming", "probe", "train",  # what a run is made of
-    "config", "experiment", "profiling", "store", "studies", "results",    # a run (or any model) -> the store
+    "config", "experiment", "profiling", "store", "studies", "grid", "results",  # a run (any model) -> store
     "estimate", "sweep",                                                   # costing and computing many runs
     "frames", "claims", "plots", "plots_noise", "chapter", "book",         # tables, verdicts, figures, book
     "bench", "cli", "__main__", "__init__",                                # entry points and the package face
