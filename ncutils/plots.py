@@ -36,3 +36,12 @@ def layer_figure(frames: list[pd.DataFrame], rows: list[tuple[str, str, bool]], 
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_layers(table: pd.DataFrame, *, title: str = "", hue: str = "model") -> plt.Figure:
+    """The paper's per-layer panels of a :func:`ncutils.measure` or :func:`ncutils.results.results` table:
+    CDNV, NC2, NC1 and (when probed) the linear-probe test accuracy, one line per ``hue`` value."""
+    from .frames import layer_rows
+
+    rows = [CDNV, NC2, NC1] + ([PROBE] if (table.measure == PROBE[0]).any() else [])
+    return layer_figure([layer_rows(table, measure) for measure, _, _ in rows], rows, hue=hue, title=title)

@@ -4,8 +4,9 @@
     table = ncutils.measure(torchvision.models.resnet18(num_classes=10), "cifar10", n_per_class=20)
     ncutils.plot_layers(table)
 
-The table has the columns of the results store (:data:`ncutils.experiment.METRIC_COLUMNS`), so every
-query of :mod:`ncutils.frames` and every plot of the book works on it.
+The table has a ``model`` and a ``dataset`` column, then the columns of the results store
+(:data:`ncutils.experiment.METRIC_COLUMNS`), so every query of :mod:`ncutils.frames` and every plot of
+the book works on it.
 """
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def measure(model: nn.Module, data: str | ImageData | Iterable, *, taps="auto", 
                                 image_size, seed, device)
         fits = converged_probe(model, batches, tested, num_classes=num_classes)
         frames.append(probe_rows(fits, name, num_classes, fits.num_train[0], fits.num_test[0]))
-    return pd.concat(frames, ignore_index=True)[list(METRIC_COLUMNS)]
+    table = pd.concat(frames, ignore_index=True)[list(METRIC_COLUMNS)]
+    return table.assign(model=model.family, dataset=name)[["model", "dataset", *METRIC_COLUMNS]]
 
 
 def _batches(data, split: str, n_per_class, image_size, seed: int, device):
@@ -70,7 +72,7 @@ def _batches(data, split: str, n_per_class, image_size, seed: int, device):
         data = load_dataset(data, split, n_per_class=n_per_class, seed=seed)
     if isinstance(data, ImageData):
         data = data.resized(image_size) if image_size else data
-        return Batches(data, BATCH_SIZE, device=device), f"{data.name}:{data.split}", data.num_classes
+        return Batches(data, BATCH_SIZE, device=device), data.name, data.num_classes
     if iter(data) is data:
         raise TypeError("data is a one-shot iterator, but measuring reads it twice: pass a list of (x, y) batches, "
                         "a DataLoader, a dataset name or an ImageData")

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ncutils"
 # Bottom to top: a module may import only modules listed before it. A folder (models/, claims/, bench/)
 # is one unit: its files may import each other.
 LAYERS = [
-    "paths", "data", "metrics", "logistic", "models", "scales", "accumulators",  # data, models, measures
+    "paths", "data", "metrics", "logistic", "models", "zoo", "scales", "accumulators",  # data, models
     "corruptions", "domains", "noise", "taps", "streaming", "probe", "train",  # what a run is made of
     "config", "experiment", "profiling", "store", "studies", "grid", "results",  # a run (any model) -> store
     "estimate", "sweep",                                                   # costing and computing many runs
