@@ -183,8 +183,14 @@ class RunConfig:
     def training_key(self) -> str:
         """Content hash of what decides the trained weights: names the checkpoint, so runs that differ
         only in what they measure (or a bumped metrics version) reuse one training."""
-        return _digest({"train": {k: v for k, v in self.identity().items() if k in TRAINING_FIELDS},
-                        "code": {k: CODE_VERSION[k] for k in TRAINING_CODE}})
+        return _digest({"train": self._training_fields(), "code": {k: CODE_VERSION[k] for k in TRAINING_CODE}})
+
+    def training_identity(self) -> dict:
+        """What a checkpoint records of its run: {"training_key", "fields"} (the identity fields it hashes)."""
+        return {"training_key": self.training_key(), "fields": self._training_fields()}
+
+    def _training_fields(self) -> dict:
+        return {k: v for k, v in self.identity().items() if k in TRAINING_FIELDS}
 
     def config_id(self) -> str:
         """Hash of :meth:`identity` alone: finds results of this config stored by another code version."""

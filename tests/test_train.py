@@ -77,7 +77,7 @@ def test_resume_after_kill_gives_identical_weights(tmp_path, cifar_root, kill_af
     stopped_at = kill_after_checkpoint(_cli_train(killed, epochs), killed)
     assert 1 <= stopped_at < epochs, f"the run was not killed mid-training (checkpoint at epoch {stopped_at})"
     subprocess.run(_cli_train(killed, epochs), check=True, capture_output=True)
-    a, b = torch.load(whole, weights_only=False), torch.load(killed, weights_only=False)
+    a, b = torch.load(whole, weights_only=True), torch.load(killed, weights_only=True)
     assert a["epoch"] == b["epoch"] == epochs
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
