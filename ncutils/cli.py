@@ -163,5 +163,5 @@ def main(argv=None) -> None:
     a = build_parser().parse_args(argv)
     try:
         a.func(a)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # bad options, missing data, unwritable store, full disk: one line
         sys.exit(f"error: {e}")

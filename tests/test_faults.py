@@ -3,17 +3,28 @@
 Each test injects one fault and checks that it is contained (nothing runs, nothing is lost, nobody
 is left behind) or that it stops with one line naming what to fix.
 """
+import contextlib
+import ctypes
 import errno
+import hashlib
+import json
+import multiprocessing
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
 from ncutils import build_model
 from ncutils.config import RunConfig
-from ncutils.data import ImageData
-from ncutils.experiment import run_experiment
+from ncutils.data import REPO_ROOT, ImageData
+from ncutils.experiment import RunRecord, run_experiment
 from ncutils.store import Store
 from ncutils.train import DamagedCheckpointWarning, TrainConfig, atomic_save, train
 
@@ -147,4 +158,185 @@ def test_a_failed_save_leaves_no_partial_file_and_says_the_disk_is_full(tmp_path
 def test_an_empty_checkpoint_path_is_one_line(tmp_path):
     with pytest.raises(ValueError, match="checkpoint must be a file path .*got ''") as error:
         quick_train("")
+    one_line(error)
+
+
+# --- processes: killed sweeps, shared stores ---------------------------------------------------------
+
+def _children(pid: int) -> list[int]:
+    """PIDs of the live processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_killed_sweep_leaves_no_worker(tmp_path):
+    store = Store(tmp_path / "results", tmp_path / "cache")
+    configs = [tiny(seed=41), tiny(seed=42)]
+    code = ("import sys, json; from ncutils.config import RunConfig; from ncutils.store import Store; "
+            "from ncutils.sweep import run_local; "
+            "run_local([RunConfig.from_dict(c) for c in json.loads(sys.argv[1])], store=Store(sys.argv[2], "
+            "sys.argv[3]), workers=2, threads=1, progress=False)")
+    log = tmp_path / "sweep.err"
+    workers = []
+    with contextlib.ExitStack() as held:
+        for config in configs:  # the workers wait for these runs' locks: alive, idle, until we let go
+            held.enter_context(store._lock(config))
+        with open(log, "w") as err:
+            sweep = subprocess.Popen([sys.executable, "-c", code, json.dumps([c.to_dict() for c in configs]),
+                                      str(store.root), str(store.cache)], stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.time() + 240
+            while log.read_text().count("waiting for another process") < 2 and time.time() < deadline:
+                assert sweep.poll() is None, log.read_text()
+                time.sleep(0.2)
+            workers = [pid for pid in _children(sweep.pid)
+                       if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            assert len(workers) == 2, (workers, log.read_text())
+            sweep.kill()
+            sweep.wait()
+            deadline = time.time() + 10
+            while any(map(_alive, workers)) and time.time() < deadline:
+                time.sleep(0.1)
+            assert not [pid for pid in workers if _alive(pid)], "workers outlived their killed sweep"
+        finally:
+            sweep.kill()
+            for pid in workers:  # orphans this test started: end them before they take the locks
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _count_trainings(config: dict, root: str, cache: str, marker: str, barrier, outcomes) -> None:
+    """Ask a store for a run, appending a line to ``marker`` whenever a training starts."""
+    torch.set_num_threads(THREADS)
+    import ncutils.experiment as experiment
+
+    train_once = experiment.train
+
+    def counting_train(*args, **kwargs):
+        with open(marker, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return train_once(*args, **kwargs)
+
+    experiment.train = counting_train
+    barrier.wait()
+    outcomes.put(Store(root, cache).ensure(RunConfig.from_dict(config), progress=False))
+
+
+def test_two_writers_sharing_a_store_with_separate_caches_train_once(tmp_path, cifar_root):
+    config, marker = tiny(seed=43), tmp_path / "trainings"
+    ctx = multiprocessing.get_context("spawn")
+    barrier, outcomes = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_count_trainings, args=(config.to_dict(), str(tmp_path / "results"),
+                                                        str(tmp_path / f"cache-{i}"), str(marker), barrier, outcomes))
+             for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert sorted(outcomes.get(timeout=5) for _ in procs) == ["computed", "stored"]
+    assert len(marker.read_text().split()) == 1, "the run was trained once per cache"
+    assert Store(tmp_path / "results", tmp_path / "cache-0").status(config) == "stored"
+    assert (tmp_path / "results" / "runs" / ".locks").is_dir(), "the lock is not beside the results"
+
+
+def _write_rounds(record, root: str, cache: str, rounds: int, barrier, remover: bool, failures) -> None:
+    store = Store(root, cache)
+    failed = []
+    for _ in range(rounds):
+        barrier.wait()
+        try:
+            store.write(record)
+        except Exception as error:
+            failed.append(f"{type(error).__name__}: {error}")
+        barrier.wait()
+        if remover:
+            shutil.rmtree(store.run_dir(record.config))
+        barrier.wait()
+    failures.put(failed)
+
+
+def test_synchronised_writers_of_one_run_never_fail(tmp_path):
+    config = tiny(seed=44)
+    record = RunRecord(config, pd.DataFrame({"value": [1.0]}), pd.DataFrame({"epoch": [1]}), {"train_acc": 1.0}, {})
+    ctx = multiprocessing.get_context("spawn")
+    barrier, failures = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_write_rounds, args=(record, str(tmp_path / "results"), str(tmp_path / f"cache-{i}"),
+                                                     30, barrier, i == 0, failures)) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    failed = failures.get(timeout=5) + failures.get(timeout=5)
+    assert not failed, f"{len(failed)} of 60 writes failed, e.g. {failed[0]}"
+
+
+# --- the store: unwritable, malformed ----------------------------------------------------------------
+
+def _permission_bits_apply() -> None:
+    """preexec_fn: as root, drop the capabilities that override permission bits (from the bounding
+    set, so the exec'd process lacks them): a read-only directory is then read-only to it too."""
+    if os.geteuid() == 0:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        for capability in (1, 2, 3):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+            assert prctl(24, capability) == 0, os.strerror(ctypes.get_errno())  # PR_CAPBSET_DROP
+
+
+@pytest.mark.parametrize("command, read_only", [
+    (["train", "resnet18", "--epochs", "1"], "results store"),
+    (["train", "resnet18", "--epochs", "1"], "cache"),
+    (["sweep", "clean", "--scale", "smoke", "--workers", "2"], "results store"),
+])
+def test_an_unwritable_store_or_cache_stops_before_any_work(tmp_path, command, read_only):
+    base = tmp_path
+    for name in ("results", "cache"):
+        (base / name).mkdir()
+    (base / ("results" if read_only == "results store" else "cache")).chmod(0o555)
+    env = {**os.environ, "NCUTILS_CACHE": str(base / "cache"), "NCUTILS_DATA": str(base / "no-data"),
+           "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "ncutils", *command, "--store", str(base / "results")],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+                          preexec_fn=_permission_bits_apply)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: the {read_only} {base}"), done.stderr
+    assert "not writable (Permission denied)" in done.stderr
+    assert "not found" not in done.stderr + done.stdout, "it started the work (and looked for the data)"
+
+
+def test_a_malformed_sibling_directory_leaves_status_working(tmp_path, capsys):
+    store = Store(tmp_path / "results", tmp_path / "cache")
+    config = tiny(seed=45)
+    sibling = store.runs / f"{config.model}-{config.dataset}-0000000000000000"
+    sibling.mkdir(parents=True)
+    (sibling / "config.json").write_text('"hello"\n')
+    odd = store.runs / f"{config.model}-{config.dataset}-1111111111111111"
+    (odd / "config.json").mkdir(parents=True)  # a directory where a file should be
+    assert store.status(config) == "missing"
+    assert store.incompatible() == []
+    assert f"corrupt run directory {sibling}" in capsys.readouterr().err
+    # its own directory: a valid manifest over a config.json that holds no object
+    record = RunRecord(config, pd.DataFrame({"value": [1.0]}), pd.DataFrame({"epoch": [1]}), {"train_acc": 1.0}, {})
+    run = store.write(record)
+    (run / "config.json").write_text('"hello"\n')
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["files"]["config.json"] = hashlib.sha256(b'"hello"\n').hexdigest()
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert store.status(config) == "corrupt"
+    with pytest.raises(ValueError, match="is corrupt: its config.json holds no JSON object; recompute it") as error:
+        store.read(config)
     one_line(error)
