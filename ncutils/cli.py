@@ -53,10 +53,12 @@ def _size_pair(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise ValueError(f"--size takes KEY=VALUE (e.g. width=16), got {text!r}")
-    try:
-        return key, int(value)
-    except ValueError:
-        return key, value
+    for kind in (int, float):  # numbers as numbers, names (an activation) as text
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
 
 
 def cmd_sweep(a) -> None:

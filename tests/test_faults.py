@@ -10,6 +10,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -340,3 +342,29 @@ def test_a_malformed_sibling_directory_leaves_status_working(tmp_path, capsys):
     with pytest.raises(ValueError, match="is corrupt: its config.json holds no JSON object; recompute it") as error:
         store.read(config)
     one_line(error)
+
+
+# --- one line naming what to fix ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("size, message", [
+    ({"width": 0}, "size width must be an integer >= 1, got 0"),
+    ({"width": -4}, "size width must be an integer >= 1, got -4"),
+    ({"width": 2.5}, "size width must be an integer >= 1, got 2.5"),
+    ({"width": True}, "size width must be an integer >= 1, got True"),
+    ({"width": "16"}, "size width must be an integer >= 1, got '16'"),
+    ({"activation": "gelu"}, "size activation must be one of relu, tanh, leaky_relu, got 'gelu'"),
+    ({"activation": ["relu"]}, "size activation must be one of relu, tanh, leaky_relu, got ['relu']"),
+])
+def test_sizes_a_config_cannot_build_are_refused_when_made(size, message):
+    with pytest.raises(ValueError, match=re.escape(message)) as error:
+        tiny(size=size)
+    one_line(error)
+
+
+def test_sizes_are_normalised_so_equal_sizes_share_a_key():
+    assert tiny(size={"width": np.int64(4)}).key() == tiny(size={"width": 4}).key()
+    assert tiny(size={"width": np.int64(4)}).size == (("width", 4),)
+    vit = dict(model="vit_tiny", size={"embed_dim": 12, "depth": 1})
+    assert tiny(**vit).size == tiny(**{**vit, "size": {**vit["size"], "drop_path_rate": 0}}).size
+    with pytest.raises(ValueError, match=re.escape("size drop_path_rate must be a number in [0, 1), got 1.5")):
+        tiny(model="vit_tiny", size={"drop_path_rate": 1.5})
