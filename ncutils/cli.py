@@ -44,6 +44,8 @@ def cmd_train(a) -> None:
     outcome = store.ensure(config)
     record = store.read(config)
     print(f"{outcome}: {config.describe()}\n  {store.run_dir(config)}")
+    if not config.epochs:
+        print("epochs 0: no training; the model was measured at initialisation")
     if len(record.train_log):
         print(record.train_log.tail(3).to_string(index=False))
     print(f"train accuracy {record.summary['train_acc']:.4f}, test accuracy {record.summary['test_acc']:.4f}")
@@ -65,7 +67,11 @@ def cmd_sweep(a) -> None:
     """Compute every run a study needs at a scale, skipping stored ones (--dry-run: list them with their cost)."""
     configs = study_configs(a.study, a.scale)
     if a.match:
-        configs = [c for c in configs if all(m in c.describe() for m in a.match)]
+        matching = [c for c in configs if all(m in c.describe() for m in a.match)]
+        if not matching:
+            raise ValueError(f"no run of study {a.study!r} at scale {a.scale!r} matches --match "
+                             f"{' '.join(map(repr, a.match))}; its runs: {'; '.join(c.describe() for c in configs)}")
+        configs = matching
     store = Store(a.store)
     executor = a.executor
     check_options(executor, workers=a.workers, partition=a.partition, gpus=a.gpus, cpus=a.cpus,

@@ -10,12 +10,14 @@ import hashlib
 import json
 import multiprocessing
 import os
+import pickle
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +25,17 @@ import pandas as pd
 import pytest
 import torch
 
-from ncutils import build_model
+from ncutils import build_model, load_dataset
+from ncutils.cli import main
 from ncutils.config import RunConfig
+from ncutils.corruptions import parse_corruption
 from ncutils.data import REPO_ROOT, ImageData
 from ncutils.experiment import RunRecord, run_experiment
+from ncutils.metrics import cdnv
+from ncutils.noise import cifar10n_labels, random_labels
+from ncutils.results import MissingResults, results
 from ncutils.store import Store
+from ncutils.studies import study_configs
 from ncutils.train import DamagedCheckpointWarning, TrainConfig, atomic_save, train
 
 THREADS = 1
@@ -95,6 +103,16 @@ def test_a_malicious_checkpoint_does_not_execute(tmp_path, cifar_root):
     assert len(list(checkpoint.parent.glob(f"{checkpoint.name}.damaged-*"))) == 1, "the hostile file was not kept aside"
     assert torch.load(checkpoint, weights_only=True)["epoch"] == config.epochs  # retrained from scratch
     assert store.read(config).provenance["resumed_from_epoch"] == 0
+
+
+def test_a_malicious_cifar10n_file_is_refused_unexecuted(tmp_path):
+    path, marker = tmp_path / "CIFAR-10N" / "CIFAR-10_human.pt", tmp_path / "executed"
+    path.parent.mkdir()
+    torch.save({"clean_label": _Exec(f"touch {marker}")}, path)  # the file's format: a torch zip-pickle
+    with pytest.raises(pickle.UnpicklingError, match=f"{path}: refusing to unpickle posix.system") as error:
+        cifar10n_labels("worse", root=tmp_path, download=False)
+    one_line(error)
+    assert not marker.exists()
 
 
 def test_a_checkpoint_of_another_run_is_refused_naming_both(tmp_path):
@@ -368,3 +386,99 @@ def test_sizes_are_normalised_so_equal_sizes_share_a_key():
     assert tiny(**vit).size == tiny(**{**vit, "size": {**vit["size"], "drop_path_rate": 0}}).size
     with pytest.raises(ValueError, match=re.escape("size drop_path_rate must be a number in [0, 1), got 1.5")):
         tiny(model="vit_tiny", size={"drop_path_rate": 1.5})
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "resnet18", "--seed", "-1"], "error: seed must be an integer >= 0, got -1"),
+    (["train", "resnet18", "--size", "width=0"], "error: size width must be an integer >= 1, got 0"),
+    (["train", "resnet18", "--store", ""], "error: the results store path is empty; give a directory"),
+    (["sweep", "clean", "--scale", "smoke", "--store", ""], "error: the results store path is empty; give a directory"),
+    (["sweep", "clean", "--scale", "smoke", "--match", "resnet18", "--match", "vgg11", "--dry-run"],
+     "error: no run of study 'clean' at scale 'smoke' matches --match 'resnet18' 'vgg11'; its runs: "),
+])
+def test_bad_command_lines_stop_with_one_line(argv, message):
+    with pytest.raises(SystemExit) as error:
+        main(argv)
+    assert one_line(error.value.code).startswith(message)
+
+
+def test_nothing_matched_lists_the_study_s_runs():
+    with pytest.raises(SystemExit) as error:
+        main(["sweep", "clean", "--scale", "smoke", "--match", "no such run"])
+    assert error.value.code != 0
+    assert all(c.describe() in error.value.code for c in study_configs("clean", "smoke"))
+
+
+def test_training_zero_epochs_says_it_measured_at_initialisation(tmp_path, monkeypatch, capsys):
+    def ensure(store, config, progress=True):
+        assert config.epochs == 0
+        return "computed"
+
+    record = RunRecord(tiny(epochs=0), pd.DataFrame(), pd.DataFrame(columns=["epoch"]),
+                       {"train_acc": 0.1, "test_acc": 0.1}, {})
+    monkeypatch.setattr(Store, "ensure", ensure)
+    monkeypatch.setattr(Store, "read", lambda store, config: record)
+    main(["train", "resnet18", "--epochs", "0", "--store", str(tmp_path)])
+    assert "epochs 0: no training; the model was measured at initialisation" in capsys.readouterr().out
+
+
+def test_a_truncated_cifar_batch_names_the_file_and_the_fix(tmp_path, cifar_root):
+    source, folder = cifar_root / "cifar-10-batches-py", tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for f in source.iterdir():
+        (folder / f.name).symlink_to(f)
+    (folder / "data_batch_1").unlink()
+    (folder / "data_batch_1").write_bytes((source / "data_batch_1").read_bytes()[:1000])
+    with pytest.raises(ValueError, match=f"{folder / 'data_batch_1'} is damaged .*`make data`") as error:
+        load_dataset("cifar10", "train", root=tmp_path, download=False)
+    one_line(error)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: parse_corruption("gaussian_noise:²"), "cannot parse corruption 'gaussian_noise:²'; valid forms"),
+    (lambda: parse_corruption("gaussian_noise:level²"), "cannot parse corruption 'gaussian_noise:level²'"),
+    (lambda: random_labels(torch.tensor([], dtype=torch.int64), 0.5, 0), "labels must be a non-empty 1-D integer"),
+    (lambda: random_labels(torch.tensor([0, 1]), 0.5, 0, num_classes=0), "num_classes must be an integer >= 1"),
+    (lambda: random_labels(torch.tensor([0, 1]), 0.5, 1.5), "seed must be an integer >= 0, got 1.5"),
+    (lambda: random_labels(torch.tensor([0, 3]), 0.5, 0, num_classes=2), r"labels must lie in 0..1 \(num_classes 2\)"),
+    (lambda: load_dataset("cifar10:photo"), "unknown dataset 'cifar10:photo'; valid: cifar10, cifar100"),
+    (lambda: cdnv(torch.randn(4, 3), ["cat", "dog"] * 2), "labels must be a 1-D integer vector, got list of "
+                                                            "non-numbers .*map class names to integers first"),
+    (lambda: cdnv(torch.randn(4, 3), np.array(["cat", "dog"] * 2)), "got ndarray of non-numbers"),
+])
+def test_bad_arguments_give_one_line_naming_what_to_fix(call, message):
+    with pytest.raises(ValueError, match=message) as error:
+        call()
+    one_line(error)
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+def test_cdnv_is_finite_and_scale_invariant_at_extreme_scales(scale):
+    g = torch.Generator().manual_seed(0)
+    features, labels = torch.randn(40, 5, generator=g, dtype=torch.float64), torch.arange(40) % 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no false "identical means"
+        assert cdnv(features * scale, labels) == pytest.approx(cdnv(features, labels), rel=1e-12)
+
+
+def test_a_corrupt_committed_run_says_how_to_restore_it_and_how_to_recompute_it(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    store = Store(tmp_path / "results", tmp_path / "cache")
+    config = tiny(seed=46)
+    run = store.write(RunRecord(config, pd.DataFrame({"value": [1.0]}), pd.DataFrame({"epoch": [1]}),
+                                {"train_acc": 1.0}, {}))
+    git("add", "results")
+    git("commit", "-qm", "results")
+    (run / "summary.json").write_text("{}")
+    with pytest.raises(ValueError, match="is corrupt") as error:
+        store.read(config)
+    restore = f"git -C {store.runs} checkout -- {run.name}"
+    assert f"`{restore}` restores the committed copy, or recompute it" in one_line(error)
+    with pytest.raises(MissingResults, match=re.escape(f"restored in a second with\n  {restore}")):
+        results([config], store=store, compute=False, progress=False)
+    subprocess.run(restore.split(), check=True)
+    assert store.status(config) == "stored"
