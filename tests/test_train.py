@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from ncutils import build_model, load_dataset
+from ncutils.config import RunConfig
+from ncutils.store import Store
 from ncutils.train import RECIPES, TrainConfig, evaluate, learning_rate, make_optimizer, train
 
 
@@ -64,20 +66,22 @@ def test_bad_config_values():
         TrainConfig(epochs=0)
 
 
-def _cli_train(checkpoint, epochs):
+def _cli_train(store: Store, epochs: int) -> list[str]:
     return [sys.executable, "-m", "ncutils", "train", "resnet18", "--scale", "smoke", "--epochs", str(epochs),
-            "--checkpoint", str(checkpoint)]
+            "--no-probe", "--features", "flat", "--store", str(store.root)]
 
 
-def test_resume_after_kill_gives_identical_weights(tmp_path, cifar_root, kill_after_checkpoint):
+def test_resume_after_kill_gives_identical_weights(tmp_path, cifar_root, kill_after_checkpoint, monkeypatch):
     epochs = 8
-    whole = tmp_path / "whole.pt"
+    config = RunConfig.at_scale("resnet18", "cifar10", "smoke", epochs=epochs, probe=False, features=("flat",))
+    whole, killed = (Store(tmp_path / name, tmp_path / f"{name}-cache") for name in ("whole", "killed"))
+    monkeypatch.setenv("NCUTILS_CACHE", str(whole.cache))
     subprocess.run(_cli_train(whole, epochs), check=True, capture_output=True)
-    killed = tmp_path / "killed.pt"
-    stopped_at = kill_after_checkpoint(_cli_train(killed, epochs), killed)
+    monkeypatch.setenv("NCUTILS_CACHE", str(killed.cache))
+    stopped_at = kill_after_checkpoint(_cli_train(killed, epochs), killed.checkpoint_path(config))
     assert 1 <= stopped_at < epochs, f"the run was not killed mid-training (checkpoint at epoch {stopped_at})"
     subprocess.run(_cli_train(killed, epochs), check=True, capture_output=True)
-    a, b = torch.load(whole, weights_only=True), torch.load(killed, weights_only=True)
+    a, b = (torch.load(s.checkpoint_path(config), weights_only=True) for s in (whole, killed))
     assert a["epoch"] == b["epoch"] == epochs
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
