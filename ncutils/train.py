@@ -236,8 +236,9 @@ def load_checkpoint(path: str | os.PathLike, *, run: dict | None = None,
         return None
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-        if not isinstance(state, dict) or not set(CHECKPOINT_KEYS) <= set(state):
-            raise ValueError(f"it lacks {sorted(set(CHECKPOINT_KEYS) - set(state if isinstance(state, dict) else ()))}")
+        missing = sorted(set(CHECKPOINT_KEYS) - set(state)) if isinstance(state, dict) else list(CHECKPOINT_KEYS)
+        if missing:
+            raise ValueError(f"it lacks {missing}")
         if run is not None and state.get("run") is None:
             raise ValueError("it records no run to check it against")
     except Exception as error:  # whatever the bytes hold, a checkpoint that does not load is set aside
