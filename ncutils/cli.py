@@ -49,6 +49,8 @@ def cmd_run(a) -> None:
     outcome = store.ensure(config)
     record = store.read(config)
     print(f"{outcome}: {config.describe()}\n  {store.run_dir(config)}")
+    if not config.epochs:
+        print("epochs 0: no training; the model was measured at initialisation")
     if len(record.train_log):
         print(record.train_log.tail(3).to_string(index=False))
     print(f"train accuracy {record.summary['train_acc']:.4f}, test accuracy {record.summary['test_acc']:.4f}")
@@ -72,10 +74,12 @@ def _size_pair(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise ValueError(f"--size takes KEY=VALUE (e.g. width=16), got {text!r}")
-    try:
-        return key, int(value)
-    except ValueError:
-        return key, value
+    for kind in (int, float):  # numbers as numbers, names (an activation) as text
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
 
 
 def cmd_profile(a) -> None:
@@ -113,7 +117,11 @@ def cmd_sweep(a) -> None:
         raise ValueError("name a study (one of " + ", ".join(study_names()) + ") or give --grid FILE, not both")
     configs = read_grid(a.grid) if a.grid else study_configs(a.study, a.scale)
     if a.match:
-        configs = [c for c in configs if all(m in c.describe() for m in a.match)]
+        matching = [c for c in configs if all(m in c.describe() for m in a.match)]
+        if not matching:
+            raise ValueError(f"no run of study {a.study!r} at scale {a.scale!r} matches --match "
+                             f"{' '.join(map(repr, a.match))}; its runs: {'; '.join(c.describe() for c in configs)}")
+        configs = matching
     store = Store(a.store)
     executor = a.executor
     check_options(executor, workers=a.workers, partition=a.partition, gpus=a.gpus, cpus=a.cpus,
@@ -236,5 +244,5 @@ def main(argv=None) -> None:
     a = build_parser().parse_args(argv)
     try:
         a.func(a)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # bad options, missing data, unwritable store, full disk: one line
         sys.exit(f"error: {e}")

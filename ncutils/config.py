@@ -12,10 +12,12 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
+import numpy as np
+
 from .corruptions import parse_corruption
 from .data import DATASET_NAMES, LOADERS
 from .domains import DOMAIN_SETS, DomainShift
-from .models import model_names, model_overrides
+from .models import ACTIVATIONS, model_names, model_overrides
 from .noise import parse_noise
 from .streaming import FEATURE_VIEWS
 from .train import RECIPES, default_recipe
@@ -116,6 +118,7 @@ class RunConfig:
         unknown = sorted(set(size) - set(defaults))
         if unknown:
             raise ValueError(f"{self.model} takes no size overrides {unknown}; valid: {defaults}")
+        size = {k: _size_value(k, v, defaults[k]) for k, v in size.items()}
         put("size", tuple(sorted((k, v) for k, v in size.items() if v != defaults[k])))  # paper size: ()
         put("noise", str(parse_noise(self.noise)))
         put("corruption", str(parse_corruption(self.corruption)))
@@ -189,8 +192,14 @@ class RunConfig:
     def training_key(self) -> str:
         """Content hash of what decides the trained weights: names the checkpoint, so runs that differ
         only in what they measure (or a bumped metrics version) reuse one training."""
-        return _digest({"train": {k: v for k, v in self.identity().items() if k in TRAINING_FIELDS},
-                        "code": {k: CODE_VERSION[k] for k in TRAINING_CODE}})
+        return _digest({"train": self._training_fields(), "code": {k: CODE_VERSION[k] for k in TRAINING_CODE}})
+
+    def training_identity(self) -> dict:
+        """What a checkpoint records of its run: {"training_key", "fields"} (the identity fields it hashes)."""
+        return {"training_key": self.training_key(), "fields": self._training_fields()}
+
+    def _training_fields(self) -> dict:
+        return {k: v for k, v in self.identity().items() if k in TRAINING_FIELDS}
 
     def config_id(self) -> str:
         """Hash of :meth:`identity` alone: finds results of this config stored by another code version."""
@@ -218,6 +227,23 @@ class RunConfig:
             parts.append(f"precision={self.precision}")
         parts += [f"seed={self.seed}", f"epochs={self.epochs}"]
         return " ".join(parts)
+
+
+def _size_value(name: str, value, default):
+    """A size override checked and normalised by the kind of its default: an activation name, a rate
+    in [0, 1) (as float) or an integer >= 1 (as int)."""
+    if isinstance(default, str):
+        if not isinstance(value, str) or value not in ACTIVATIONS:
+            raise ValueError(f"size {name} must be one of {', '.join(ACTIVATIONS)}, got {value!r}")
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        pass  # an integer to Python, never a size
+    elif isinstance(default, float) and isinstance(value, (int, float, np.integer, np.floating)) and 0 <= value < 1:
+        return float(value)
+    elif not isinstance(default, float) and isinstance(value, (int, np.integer)) and value >= 1:
+        return int(value)
+    valid = "a number in [0, 1)" if isinstance(default, float) else "an integer >= 1"
+    raise ValueError(f"size {name} must be {valid}, got {value!r}")
 
 
 def _check_int(name: str, value, low: int) -> None:

@@ -1,4 +1,4 @@
-"""CIFAR-10-C style image corruptions, regenerated deterministically, and the released CIFAR-10-C files.
+"""CIFAR-10-C style image corruptions, regenerated deterministically.
 
 Formulas and severities are those of Hendrycks & Dietterich (2019), "Benchmarking neural network
 robustness to common corruptions and perturbations", as coded in their ``make_cifar_c.py``
@@ -27,12 +27,11 @@ import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data import DatasetNotFoundError, ImageData, data_root, load_dataset
+from .data import ImageData
 
 SEVERITIES = range(0, 6)  # CIFAR-10-C scale; 0 = clean
 PAPER_LEVEL_TO_SEVERITY = {0: 0, 1: 1, 2: 3, 3: 5}  # appendix A.3: levels 1/2/3 are severities 1/3/5
@@ -50,12 +49,6 @@ SEVERITY_PARAMETERS = {
 }
 CORRUPTION_NAMES = tuple(SEVERITY_PARAMETERS)
 RANDOM_CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
-# All corruptions of the released CIFAR-10-C (files <name>.npy), including those not regenerated here.
-CIFAR10C_FILES = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
-    "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
-    "jpeg_compression", "speckle_noise", "gaussian_blur", "spatter", "saturate")
-CIFAR10C_IMAGES_PER_SEVERITY = 10_000
 _CHUNK = 1024  # images per vectorised chunk
 
 
@@ -274,10 +267,10 @@ def parse_corruption(spec: str | Corruption | None) -> Corruption:
         return Corruption()
     name, sep, value = str(spec).strip().lower().partition(":")
     _check_name(name)
-    level = re.fullmatch(r"level(\d+)", value)
+    level = re.fullmatch(r"level([0-9]+)", value)
     if level:
         return Corruption(name, paper_level_to_severity(int(level.group(1))))
-    if not sep or not value.isdigit():
+    if not sep or not re.fullmatch(r"[0-9]+", value):
         raise ValueError(f"cannot parse corruption {spec!r}; valid forms: {', '.join(CORRUPTION_SPEC_FORMS)} "
                          f"with name in {', '.join(CORRUPTION_NAMES)}")
     return Corruption(name, int(value))
@@ -298,40 +291,3 @@ def corrupt_data(data: ImageData, corruption: str | Corruption | None, seed: int
     out = data.with_images(images.permute(0, 3, 1, 2).contiguous())
     return replace(out, provenance={**data.provenance, "corruption": str(spec), "corruption_seed": seed})
 
-
-# --- the released CIFAR-10-C files ----------------------------------------------------------------------
-
-def load_cifar10c(name: str, severity: int, *, root: str | Path | None = None) -> ImageData:
-    """The released CIFAR-10-C test images of corruption ``name`` at ``severity`` 1..5.
-
-    Reads ``<root>/CIFAR-10-C/<name>.npy`` (50,000 images: 10,000 per severity, severity 1 first, in
-    the canonical CIFAR-10 test order) and ``labels.npy``. Classes and normalisation statistics are
-    those of CIFAR-10 (:func:`ncutils.data.load_dataset`). Severity 0 is the clean test set.
-    """
-    if name not in CIFAR10C_FILES:
-        raise ValueError(f"unknown CIFAR-10-C corruption {name!r}; valid: {', '.join(CIFAR10C_FILES)}")
-    if isinstance(severity, bool) or severity not in range(1, 6):
-        raise ValueError(f"CIFAR-10-C files hold severities 1..5, got {severity!r} "
-                         f"(severity 0 is the clean test set: load_dataset('cifar10', 'test'))")
-    where = (Path(root).expanduser() if root is not None else data_root()) / "CIFAR-10-C"
-    files = where / f"{name}.npy", where / "labels.npy"
-    if not all(f.exists() for f in files):
-        raise DatasetNotFoundError(
-            f"CIFAR-10-C file {files[0].name} or labels.npy not found under {where}. It is not downloaded "
-            f"automatically (2.9 GB): get CIFAR-10-C.tar from Hendrycks & Dietterich's release (Zenodo record "
-            f"2535967) and unpack it there, or regenerate the noise corruptions offline with "
-            f"corrupt_data(load_dataset('cifar10', 'test'), '{name}:{severity}', seed).")
-    images, labels = np.load(files[0], mmap_mode="r"), np.load(files[1], mmap_mode="r")
-    n = CIFAR10C_IMAGES_PER_SEVERITY
-    if images.shape != (5 * n, 32, 32, 3) or images.dtype != np.uint8 or labels.shape != (5 * n,):
-        raise ValueError(f"{files[0]} should hold uint8 (50000, 32, 32, 3) and labels.npy (50000,); "
-                         f"got {images.dtype} {images.shape} and {labels.shape}")
-    rows = slice((severity - 1) * n, severity * n)
-    clean = load_dataset("cifar10", "test", root=root)
-    return ImageData(
-        name=f"cifar10-c:{name}", split="test",
-        images=torch.from_numpy(np.array(images[rows])).permute(0, 3, 1, 2).contiguous(),
-        labels=torch.from_numpy(labels[rows].astype(np.int64)), classes=clean.classes, mean=clean.mean,
-        std=clean.std, indices=torch.arange(n),
-        provenance={"path": str(files[0]), "corruption": f"{name}:{severity}",
-                    "note": "released CIFAR-10-C (Hendrycks & Dietterich 2019), canonical test order"})

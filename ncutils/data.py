@@ -34,6 +34,7 @@ OFFICIAL_MD5 = {
 }
 PACS_DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
 OFFICE_HOME_DOMAINS = ("Art", "Clipart", "Product", "Real_World")
+DOMAIN_FOLDERS = {"pacs": ("PACS", PACS_DOMAINS), "office-home": ("OfficeHome", OFFICE_HOME_DOMAINS)}  # under the root
 SPLITS = ("train", "test")
 
 
@@ -124,7 +125,7 @@ def load_dataset(name: str, split: str = "train", *, n_per_class: int | None = N
     root = Path(root).expanduser() if root is not None else data_root()
     family, _, domain = name.partition(":")
     family = family.lower()  # domain names keep their case (Office-Home's are capitalised)
-    if family not in LOADERS:
+    if family not in LOADERS or (":" in name and family not in DOMAIN_FOLDERS):  # e.g. cifar10:photo
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASET_NAMES)}")
     data = LOADERS[family](str(root), split, domain, download)
     if n_per_class is not None:
@@ -132,12 +133,12 @@ def load_dataset(name: str, split: str = "train", *, n_per_class: int | None = N
     return data
 
 
-# the datasets the project's offline copies provide (``../shared/data/prepare.py``, its README)
+# the datasets the project's offline copies provide (laid out by ``make data``: the README's Data section)
 SHARED_COPIES = ("cifar10", "fashion-mnist", "pacs")
 
 
 def _missing(name: str, where: Path, how: str) -> DatasetNotFoundError:
-    offline = ("`python ../shared/data/prepare.py DIR` (the project's shared copies)" if name in SHARED_COPIES
+    offline = ("`make data` lays out the project's shared copies (README, Data) in a folder DIR" if name in SHARED_COPIES
                else "put its files in the layout searched (the shared copies do not include it) under a folder DIR")
     return DatasetNotFoundError(
         f"dataset {name!r} not found under {where}. Get it either way:\n"
@@ -151,8 +152,12 @@ def _md5(path: Path) -> str:
 
 
 def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="latin1")
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except (pickle.UnpicklingError, EOFError, ValueError) as error:
+        raise ValueError(f"{path} is damaged ({type(error).__name__}: {error}): delete its folder and lay the data out "
+                         "again (`make data`, README, Data) or download it (load_dataset(..., download=True))") from None
 
 
 def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -241,7 +246,7 @@ def _load_fashion_mnist(root: str, split: str, download: bool) -> ImageData:
 
 def _load_domain_folder(family: str, root: str, split: str, domain: str, download: bool) -> ImageData:
     """A folder-per-domain set (``<root>/<Set>/<domain>/<class>/*``), stratified 80/20 split."""
-    folder, domains = {"pacs": ("PACS", PACS_DOMAINS), "office-home": ("OfficeHome", OFFICE_HOME_DOMAINS)}[family]
+    folder, domains = DOMAIN_FOLDERS[family]
     if domain not in domains:
         raise ValueError(f"unknown {family} domain {domain!r}; valid: {', '.join(domains)} "
                          f"(e.g. load_dataset('{family}:{domains[0]}'))")

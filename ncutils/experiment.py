@@ -40,7 +40,7 @@ from .noise import NoisyLabels, noisy_labels
 from .probe import converged_probe, probe, probe_rows
 from .config import CODE_VERSION, RunConfig
 from .streaming import measure
-from .train import TrainConfig, default_device, evaluate, train
+from .train import TrainConfig, default_device, evaluate, load_checkpoint, train
 
 METRIC_COLUMNS = ("eval_data", "split", "inputs", "labels", "features", "layer", "layer_index", "measure", "value",
                   "num_classes", "num_samples", "dim")
@@ -90,18 +90,23 @@ def run_experiment(config: RunConfig, *, checkpoint: str | Path | None = None, p
     device = torch.device(device) if device is not None else default_device()
     seconds: dict[str, float] = {}
     started = datetime.datetime.now(datetime.timezone.utc)
+    run = config.training_identity()
+    # a checkpoint of another run is refused (and a damaged one set aside) before any work
+    state = load_checkpoint(checkpoint, run=run) if config.epochs and checkpoint is not None else None
+    resumed_from = state["epoch"] if state is not None else 0
+    del state
     with _timed(seconds, "data"):
         data = load_run_data(config)
 
     torch.manual_seed(config.seed)
     model = build_model(config.model, data.train.num_classes, in_shape=data.train.shape, **dict(config.size))
-    resumed_from = _checkpoint_epoch(checkpoint)
     with _timed(seconds, "train"):
         if config.epochs:
             log = train(model, data.train_inputs, TrainConfig(recipe=config.recipe, epochs=config.epochs,
                                                               batch_size=config.batch_size, seed=config.seed,
                                                               bf16=config.precision == "bf16"),
-                        labels=data.labels.labels, checkpoint=checkpoint, device=device, progress=progress)
+                        labels=data.labels.labels, checkpoint=checkpoint, run=run, device=device,
+                        progress=progress)
         else:
             model.to(device)
             log = pd.DataFrame(columns=list(LOG_COLUMNS))
@@ -233,12 +238,6 @@ def _timed(seconds: dict, phase: str):
         yield
     finally:
         seconds[phase] = time.perf_counter() - start
-
-
-def _checkpoint_epoch(checkpoint) -> int:
-    if checkpoint is None or not Path(checkpoint).exists():
-        return 0
-    return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"])
 
 
 def _git_state() -> dict | None:

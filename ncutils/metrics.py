@@ -22,6 +22,7 @@ Choices, for every function here:
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -210,8 +211,17 @@ def _warn(message: str) -> None:
 # plain-array functions: (N, D) features (numpy or torch) and N integer labels -> float
 
 def cdnv(features, labels, reduction: str = "sum") -> float:
-    """CDNV, paper eq. 4 (Galanti et al.): sum ('sum', the paper's) or mean over ordered pairs."""
-    return cdnv_of(ClassMoments.from_features(features, labels), reduction)
+    """CDNV, paper eq. 4 (Galanti et al.): sum ('sum', the paper's) or mean over ordered pairs.
+    Scale-invariant, so features of any finite scale are scaled to about 1 before squaring."""
+    h, y = as_features_and_labels(features, labels)
+    return cdnv_of(ClassMoments.from_features(_scaled_to_one(h), y), reduction)
+
+
+def _scaled_to_one(h: torch.Tensor) -> torch.Tensor:
+    """``h`` times the power of two that brings its largest magnitude into [0.5, 1): exact (no rounding
+    for normal numbers), and its squares can neither overflow nor underflow."""
+    exponent = int(torch.frexp(h.abs().max()).exponent)
+    return h * math.ldexp(1.0, -min(max(exponent, -1021), 1021))
 
 
 def nc1(features, labels) -> float:
@@ -291,7 +301,13 @@ def memorization_ratio(clean_features, clean_labels, noisy_features, noisy_label
 def as_features_and_labels(features, labels) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, D) float64 features and (N,) int64 labels on the features' device, or ValueError."""
     h = _as_float64(features, "features")
-    y = torch.as_tensor(labels).detach() if not isinstance(labels, np.ndarray) else torch.from_numpy(labels)
+    try:
+        y = torch.as_tensor(labels).detach() if not isinstance(labels, np.ndarray) else torch.from_numpy(labels)
+    except (TypeError, ValueError, RuntimeError):  # names, objects: no tensor
+        first = np.asarray(labels, dtype=object).ravel()[:1].tolist()
+        raise ValueError(f"labels must be a 1-D integer vector, got {type(labels).__name__} of non-numbers (e.g. "
+                         f"{first[0] if first else None!r}); map class names to integers first, e.g. "
+                         "np.unique(labels, return_inverse=True)[1]") from None
     if y.ndim != 1 or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
         raise ValueError(f"labels must be a 1-D integer vector, got dtype {y.dtype} and shape {tuple(y.shape)}")
     if len(y) != len(h):

@@ -7,8 +7,7 @@ each layer's collapse on the noisy labels with that on the clean ones (the memor
 the clean labels are kept alongside (:class:`NoisyLabels`).
 
 Spec strings for a notebook's parameters cell (:func:`parse_noise`): ``"clean"``, ``"random:0.4"``,
-``"cifar10n:worse"``. Input corruptions live in :mod:`ncutils.corruptions`; :func:`corrupt` and its
-spec parser are re-exported here.
+``"cifar10n:worse"``. Input corruptions live in :mod:`ncutils.corruptions`.
 """
 from __future__ import annotations
 
@@ -25,12 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .corruptions import Corruption, corrupt, corrupt_data, paper_level_to_severity, parse_corruption
 from .data import DatasetNotFoundError, ImageData, data_root, load_dataset
 
 __all__ = ["random_labels", "noise_rate", "transition_matrix", "cifar10n_labels", "LabelNoise", "parse_noise",
-           "NoisyLabels", "noisy_labels", "corrupt", "corrupt_data", "Corruption", "parse_corruption",
-           "paper_level_to_severity"]
+           "NoisyLabels", "noisy_labels"]
 
 # --- random labels ----------------------------------------------------------------------------------------
 
@@ -44,14 +41,19 @@ def random_labels(labels, rate: float, seed: int, num_classes: int | None = None
     """
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
         raise ValueError(f"random-label rate must be a number in [0, 1], got {rate!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+                                    or num_classes < 1):
+        raise ValueError(f"num_classes must be an integer >= 1 (or None: max(labels) + 1), got {num_classes!r}")
     is_tensor = isinstance(labels, torch.Tensor)
     y = labels if is_tensor else torch.from_numpy(np.asarray(labels))
-    if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise ValueError(f"labels must be a 1-D integer array, got {y.dtype} {tuple(y.shape)}")
-    k = int(y.max()) + 1 if num_classes is None else num_classes
-    if len(y) and (int(y.min()) < 0 or int(y.max()) >= k):
-        raise ValueError(f"labels must lie in 0..{k - 1}")
-    g = torch.Generator().manual_seed(seed)
+    if y.ndim != 1 or not len(y) or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        raise ValueError(f"labels must be a non-empty 1-D integer array, got {y.dtype} {tuple(y.shape)}")
+    k = int(y.max()) + 1 if num_classes is None else int(num_classes)
+    if int(y.min()) < 0 or int(y.max()) >= k:
+        raise ValueError(f"labels must lie in 0..{k - 1} (num_classes {k}), got {int(y.min())}..{int(y.max())}")
+    g = torch.Generator().manual_seed(int(seed))
     positions = torch.randperm(len(y), generator=g)[:round(rate * len(y))]
     noisy = y.clone()
     noisy[positions] = torch.randint(k, (len(positions),), generator=g, dtype=torch.int64).to(y.dtype)
@@ -125,7 +127,7 @@ def _cifar10n_arrays(root: str, download: bool) -> dict[str, np.ndarray]:
             f"the data order does not match: CIFAR-10N clean_label agrees with the CIFAR-10 training labels under "
             f"{root} at only {agree:.2%} of the 50,000 positions. CIFAR-10N indexes the canonical training order "
             f"(data_batch_1..5 as released): use the official CIFAR-10 python pickles, or the project's copy laid "
-            f"out by shared/data/prepare.py, not a reordered training set.")
+            f"out by `make data` (README, Data), not a reordered training set.")
     return arrays
 
 
@@ -134,7 +136,8 @@ def _cifar10n_missing(path: Path, why: str) -> DatasetNotFoundError:
         f"CIFAR-10N labels not found at {path} ({why}). Get them either way:\n"
         f"  - with network access: cifar10n_labels(kind, download=True) fetches {CIFAR10N_URL} "
         f"(sha256 {CIFAR10N_SHA256[:12]}...);\n"
-        f"  - offline: `python ../shared/data/prepare.py DIR` (the project's shared copy), then set NCUTILS_DATA=DIR.")
+        f"  - offline: `make data` lays out the project's copy (README, Data), then set NCUTILS_DATA to that data "
+        f"root.")
 
 
 def _download_cifar10n(path: Path) -> None:
@@ -198,7 +201,10 @@ def read_numpy_archive(path: str | os.PathLike) -> dict[str, np.ndarray]:
         if len(members) != 1:
             raise ValueError(f"{path} is not a torch zip archive with one data.pkl (members: {archive.namelist()})")
         with archive.open(members[0]) as f:
-            obj = _NumpyOnlyUnpickler(f).load()
+            try:
+                obj = _NumpyOnlyUnpickler(f).load()
+            except pickle.UnpicklingError as error:
+                raise pickle.UnpicklingError(f"{path}: {error}") from None
     if not isinstance(obj, dict) or not all(isinstance(v, np.ndarray) for v in obj.values()):
         raise ValueError(f"{path} should hold a dict of numpy arrays, got {type(obj).__name__}")
     return obj

@@ -31,6 +31,10 @@ class MissingResults(LookupError):
         lines.append("Compute them with")
         lines += [f"  {command}" for command in sweep_commands([c for c, _ in runs], store)]
         lines.append("or in Python: ncutils.results.results(configs, compute=True).")
+        restores = [store.restore_command(c) for c, status in runs if status == "corrupt"]
+        if any(restores):
+            lines.append("Corrupt runs committed to git are restored in a second with")
+            lines += [f"  {command}" for command in restores if command]
         super().__init__("\n".join(lines))
 
 

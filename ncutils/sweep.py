@@ -13,12 +13,15 @@ land in the same store whichever executor computed them.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import multiprocessing
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -101,6 +104,8 @@ def run_local(configs: list[RunConfig], *, store: Store | None = None, workers: 
     store = store or Store()
     report = SweepReport()
     todo = _todo(configs, store, report, skip_running=False)  # a running run is waited for, then read
+    if todo:
+        store.check_writable()
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress or not todo)
     if workers == 1:
         set_threads(threads)
@@ -113,7 +118,8 @@ def run_local(configs: list[RunConfig], *, store: Store | None = None, workers: 
         bar.close()
         return report
     threads = threads or sweep_threads(workers)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(compute_one, c.to_dict(), str(store.root), str(store.cache), threads): c for c in todo}
         for future in as_completed(futures):
             config = futures[future]
@@ -124,6 +130,26 @@ def run_local(configs: list[RunConfig], *, store: Store | None = None, workers: 
             _done(bar, config, report)
     bar.close()
     return report
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: end this process when ``parent`` (the sweep) dies, even by SIGKILL, instead of
+    computing its queued runs as an orphan. Linux: the kernel's parent-death signal; elsewhere too, a
+    watchdog thread polling the parent's PID."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watchdog", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:  # an orphan is re-parented
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _done(bar, config: RunConfig, report: SweepReport) -> None:
@@ -175,6 +201,7 @@ def run_submitit(configs: list[RunConfig], *, store: Store | None = None, cluste
     todo = _todo(configs, store, report, skip_running=True)  # a job would only wait for it
     if not todo:
         return report
+    store.check_writable()
     folder = Path(folder) if folder is not None else store.cache / "submitit"
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster, slurm_max_num_timeout=MAX_TIMEOUTS,
                                      local_max_num_timeout=MAX_TIMEOUTS)

@@ -6,9 +6,12 @@ weights as one that was never interrupted.
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
+import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -123,17 +126,20 @@ def use_all_cores() -> int:
 
 
 def train(model: TappedModel, data: ImageData, cfg: TrainConfig, *, labels: torch.Tensor | None = None,
-          checkpoint: str | os.PathLike | None = None, device: str | torch.device | None = None,
-          progress: bool = True, stop_after: int | None = None) -> pd.DataFrame:
+          checkpoint: str | os.PathLike | None = None, run: dict | None = None,
+          device: str | torch.device | None = None, progress: bool = True, stop_after: int | None = None) -> pd.DataFrame:
     """Train ``model`` in place on ``data`` (with ``labels`` instead of the data's, e.g. noisy ones).
 
-    checkpoint: a file written atomically after every epoch; if it exists, training resumes from it.
+    checkpoint: a file written atomically after every epoch; if it exists, training resumes from it
+    (see :func:`load_checkpoint`). run: the identity of the run trained (plain values, e.g.
+    ``RunConfig.training_identity()``), recorded in the checkpoint; a checkpoint of another run is refused.
     stop_after: return after this many epochs in total (to split a run; resuming continues it).
     Returns the per-epoch log: epoch, lr, loss, acc (on the training labels, augmented batches),
     images_per_s, seconds.
     """
     recipe = RECIPES[cfg.recipe]
     device = torch.device(device) if device is not None else default_device()
+    checkpoint = _checkpoint_file(checkpoint)
     use_all_cores()
     model.to(device)
     if cfg.channels_last:
@@ -141,14 +147,20 @@ def train(model: TappedModel, data: ImageData, cfg: TrainConfig, *, labels: torc
     optimizer = make_optimizer(model, recipe)
     log: list[dict] = []
     start = 0
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["config"] != asdict(cfg):
-            raise ValueError(f"checkpoint {checkpoint} was written by another config:\n"
-                             f"  stored: {state['config']}\n  asked:  {asdict(cfg)}\nremove it or use another path")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+    state = load_checkpoint(checkpoint, run=run, map_location=device) if checkpoint is not None else None
+    if state is not None:
+        asked = asdict(cfg)
+        if state["config"] != asked:
+            changed = sorted(k for k in asked if state["config"].get(k) != asked[k])
+            raise ValueError(f"checkpoint {checkpoint} was written by another config (stored "
+                             f"{_fields(state['config'], changed)}; asked {_fields(asked, changed)}): remove it or "
+                             "use another path")
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise ValueError(f"checkpoint {checkpoint} holds the weights of another model or size "
+                             f"({_first_line(error)}); remove it or use another path") from None
         start, log = state["epoch"], state["log"]
     batches = Batches(data, cfg.batch_size, shuffle=True, augment=recipe.augment, drop_last=len(data) > cfg.batch_size,
                       seed=cfg.seed, device=device, channels_last=cfg.channels_last, labels=labels)
@@ -179,7 +191,7 @@ def train(model: TappedModel, data: ImageData, cfg: TrainConfig, *, labels: torc
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / seconds:.0f}")
         if checkpoint is not None:
             atomic_save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "log": log, "config": asdict(cfg)}, checkpoint)
+                         "log": log, "config": asdict(cfg), "run": run}, checkpoint)
     return pd.DataFrame(log)
 
 
@@ -202,10 +214,87 @@ def evaluate(model: TappedModel, data: ImageData, *, labels: torch.Tensor | None
     return correct / len(data)
 
 
+CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "log", "config")  # and "run", the identity of its run
+
+
+class DamagedCheckpointWarning(RuntimeWarning):
+    """An unreadable checkpoint was moved aside and training restarts from scratch."""
+
+
+def load_checkpoint(path: str | os.PathLike, *, run: dict | None = None,
+                    map_location: str | torch.device = "cpu") -> dict | None:
+    """The training state saved at ``path``, or None when there is none to resume from.
+
+    Loaded with ``weights_only=True``: tensors and plain values only, no code runs. A damaged or
+    unreadable file (truncated, not a checkpoint, pickling anything else, or recording no run when
+    ``run`` is given) is renamed ``<name>.damaged-<time>`` with a :class:`DamagedCheckpointWarning`
+    naming it, and None returned: training restarts from scratch. A checkpoint recording another
+    ``run`` raises ValueError naming both.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+        missing = sorted(set(CHECKPOINT_KEYS) - set(state)) if isinstance(state, dict) else list(CHECKPOINT_KEYS)
+        if missing:
+            raise ValueError(f"it lacks {missing}")
+        if run is not None and state.get("run") is None:
+            raise ValueError("it records no run to check it against")
+    except Exception as error:  # whatever the bytes hold, a checkpoint that does not load is set aside
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+        os.replace(path, aside)
+        warnings.warn(f"checkpoint {path} is unreadable ({_first_line(error)}); moved it to {aside.name} and "
+                      "training restarts from scratch", DamagedCheckpointWarning, stacklevel=2)
+        return None
+    if run is not None and state["run"] != run:
+        stored = state["run"] if isinstance(state["run"], dict) else {}
+        fields = stored.get("fields") if isinstance(stored.get("fields"), dict) else {}
+        changed = sorted(k for k in {**fields, **run["fields"]} if fields.get(k) != run["fields"].get(k))
+        raise ValueError(f"checkpoint {path} belongs to another run: written for training key "
+                         f"{stored.get('training_key')} ({_fields(fields, changed)}), asked for training key "
+                         f"{run['training_key']} ({_fields(run['fields'], changed)}); remove it or use the run's own "
+                         "checkpoint")
+    return state
+
+
+def _fields(fields: dict, names: list[str]) -> str:
+    return ", ".join(f"{k}={fields.get(k)!r}" for k in names)
+
+
+def _checkpoint_file(checkpoint) -> Path | None:
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint)
+    if str(checkpoint) == "" or path.is_dir():
+        raise ValueError(f"checkpoint must be a file path (e.g. run.pt), got {str(checkpoint)!r}")
+    return path
+
+
+def _first_line(error: BaseException) -> str:
+    """The telling line of an error (torch's unpickling errors put it after a paragraph of advice)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
+    telling = next((line for line in lines if "unsupported" in line.lower()), lines[0])
+    if telling.endswith(":") and len(lines) > 1:  # "Error(s) in loading state_dict for ...:" then the error
+        telling = f"{telling} {lines[1]}"
+    return f"{type(error).__name__}: {telling.split('. ')[0]}".rstrip(": ")
+
+
 def atomic_save(obj, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file beside ``path``, then rename: a reader never sees half a file."""
+    """torch.save to a temporary file beside ``path``, then rename: a reader never sees half a file.
+    A failed save leaves no partial file; a full disk raises OSError(ENOSPC) saying so."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException as error:
+        full = getattr(error, "errno", None) == errno.ENOSPC or (
+            isinstance(error, RuntimeError) and shutil.disk_usage(path.parent).free < 2 ** 26)
+        tmp.unlink(missing_ok=True)
+        if full:
+            raise OSError(errno.ENOSPC, f"the disk is full: no space to save checkpoint {path} "
+                          f"({shutil.disk_usage(path.parent).free / 2 ** 20:.0f} MB free); free some space or "
+                          "set NCUTILS_CACHE to a directory on another disk") from None
+        raise

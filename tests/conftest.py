@@ -33,5 +33,5 @@ def kill_after_checkpoint():
             time.sleep(0.01)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        return torch.load(checkpoint, weights_only=False)["epoch"]
+        return torch.load(checkpoint, weights_only=True)["epoch"]
     return run

@@ -1,5 +1,5 @@
 """CIFAR-10-C corruptions: statistics against the formulas of Hendrycks & Dietterich (2019), determinism,
-spec strings, errors, and reading the released .npy files."""
+spec strings and errors."""
 import math
 from pathlib import Path
 
@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from ncutils.corruptions import (CORRUPTION_NAMES, Corruption, corrupt, corrupt_data, load_cifar10c,
-                                 paper_level_to_severity, parse_corruption)
-from ncutils.data import DatasetNotFoundError, load_dataset
-from ncutils.noise import corrupt as corrupt_from_noise
+from ncutils.corruptions import (CORRUPTION_NAMES, Corruption, corrupt, corrupt_data, paper_level_to_severity,
+                                 parse_corruption)
+from ncutils.data import load_dataset
 
 # make_cifar_c.py's CIFAR parameters for severities 1..5, copied from the reference code, not from ncutils
 GAUSSIAN_STD = [0.04, 0.06, 0.08, 0.09, 0.10]
@@ -159,7 +158,6 @@ def test_severity_zero_is_an_unchanged_copy_of_the_same_type(real_nhwc):
     assert isinstance(out, torch.Tensor) and torch.equal(out, real_nhwc) and out.data_ptr() != real_nhwc.data_ptr()
     as_numpy = corrupt(real_nhwc.numpy(), "speckle_noise", 2, seed=0)
     assert isinstance(as_numpy, np.ndarray) and np.array_equal(as_numpy, corrupt(real_nhwc, "speckle_noise", 2, 0).numpy())
-    assert corrupt_from_noise is corrupt
 
 
 def test_corrupt_data_keys_images_by_their_indices(cifar_test):
@@ -220,27 +218,3 @@ def test_corrupt_rejects_non_nhwc_uint8():
     with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
         corrupt(grey(2).transpose(0, 3, 1, 2).copy(), "gaussian_noise", 1, 0)
 
-
-# --- released CIFAR-10-C files ---------------------------------------------------------------------------
-
-def test_load_cifar10c_reads_the_severity_block(root, tmp_path, cifar_test):
-    (tmp_path / "cifar-10-batches-py").symlink_to(root / "cifar-10-batches-py")
-    folder = tmp_path / "CIFAR-10-C"
-    folder.mkdir()
-    images = np.lib.format.open_memmap(folder / "speckle_noise.npy", mode="w+", dtype=np.uint8,
-                                       shape=(50_000, 32, 32, 3))
-    for severity in range(1, 6):
-        images[(severity - 1) * 10_000 + 17, 0, 0] = (severity, 0, 99)  # a marker per severity block
-    images.flush()
-    del images
-    np.save(folder / "labels.npy", np.tile(np.arange(10, dtype=np.uint8), 5_000))
-    data = load_cifar10c("speckle_noise", 3, root=tmp_path)
-    assert data.images.shape == (10_000, 3, 32, 32) and data.labels.dtype == torch.int64
-    assert data.images[17, :, 0, 0].tolist() == [3, 0, 99]
-    assert data.labels[:3].tolist() == [0, 1, 2] and data.classes == cifar_test.classes
-    with pytest.raises(DatasetNotFoundError, match="gaussian_noise.npy"):
-        load_cifar10c("gaussian_noise", 1, root=tmp_path)
-    with pytest.raises(ValueError, match="1..5"):
-        load_cifar10c("speckle_noise", 0, root=tmp_path)
-    with pytest.raises(ValueError, match="spatter"):
-        load_cifar10c("rain", 1, root=tmp_path)

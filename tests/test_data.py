@@ -84,12 +84,13 @@ def test_missing_dataset_names_dataset_directory_and_both_ways(tmp_path):
     msg = str(e.value)
     assert "'cifar100'" in msg and str(tmp_path / "cifar-100-python") in msg
     assert "download=True" in msg and "NCUTILS_DATA" in msg
-    assert "prepare.py" not in msg and "shared copies do not include it" in msg  # its README: no CIFAR-100
+    assert "make data" not in msg and "shared copies do not include it" in msg  # its README: no CIFAR-100
 
 
-def test_missing_dataset_of_the_shared_copies_names_prepare(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match=r"offline: `python \.\./shared/data/prepare\.py DIR`"):
+def test_missing_dataset_of_the_shared_copies_names_the_setup_step(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match=r"offline: `make data` lays out the project's shared copies") as e:
         load_dataset("fashion-mnist", "train", root=tmp_path, download=False)
+    assert "../shared" not in str(e.value)
 
 
 def test_bad_names_give_clear_errors(tmp_path):

@@ -133,7 +133,8 @@ def test_missing_cifar10n_names_the_path_and_both_ways_to_get_it(root, tmp_path)
         cifar10n_labels("worse", root=empty, download=False)
     message = str(error.value)
     assert str(empty / "CIFAR-10N" / "CIFAR-10_human.pt") in message
-    assert "download=True" in message and "prepare.py" in message and "NCUTILS_DATA" in message
+    assert "download=True" in message and "`make data`" in message and "NCUTILS_DATA" in message
+    assert "../shared" not in message
 
 
 def test_download_checks_the_sha256(root, tmp_path, monkeypatch):

@@ -153,7 +153,7 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path, c
     record = store.read(config)
     assert 1 <= record.provenance["resumed_from_epoch"] < config.epochs
     assert record.train_log.epoch.tolist() == list(range(1, config.epochs + 1))
-    assert torch.load(checkpoint, weights_only=False)["epoch"] == config.epochs
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == config.epochs
 
 
 def test_runs_at_initialisation_cost_their_measuring_and_do_not_calibrate_training(tmp_path, cifar_root,

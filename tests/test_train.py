@@ -87,7 +87,7 @@ def test_cli_train_goes_through_the_store_and_resumes_after_kill(tmp_path, cifar
     stopped_at = kill_after_checkpoint(command, killed, env=env)
     assert 1 <= stopped_at < epochs, f"the run was not killed mid-training (checkpoint at epoch {stopped_at})"
     subprocess.run(command, env=env, check=True, capture_output=True)
-    a, b = torch.load(whole, weights_only=False), torch.load(killed, weights_only=False)
+    a, b = torch.load(whole, weights_only=True), torch.load(killed, weights_only=True)
     assert a["epoch"] == b["epoch"] == epochs
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
