@@ -17,11 +17,11 @@ import jupytext
 import papermill
 import yaml
 
-from .data import REPO_ROOT
+from .paths import PACKAGE_PARENT
 from .scales import SCALES
 
-BOOK = REPO_ROOT / "book"
-NOTEBOOKS = REPO_ROOT / "notebooks"
+BOOK = PACKAGE_PARENT / "book"  # the book is built in a checkout of this repository
+NOTEBOOKS = PACKAGE_PARENT / "notebooks"
 EXECUTED = "_executed"
 
 

@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from . import paths
 
 # torchvision's md5 of the official pickles; a copy that differs (e.g. the offline JPEG-derived
 # CIFAR-10) still loads, and its provenance says so.
@@ -43,8 +43,9 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 def data_root() -> Path:
-    """The data root: ``$NCUTILS_DATA`` if set, else ``data/`` inside the repository."""
-    return Path(os.environ.get("NCUTILS_DATA", REPO_ROOT / "data")).expanduser()
+    """The data root: ``$NCUTILS_DATA`` if set, else ``data/`` of the checkout (or of the user-level home of
+    an installed ncutils, :mod:`ncutils.paths`)."""
+    return paths.data_root()
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ import pandas as pd
 import torch
 
 from .corruptions import corrupt_data
-from .data import REPO_ROOT, Batches, ImageData, load_dataset
+from . import paths
+from .data import Batches, ImageData, load_dataset
 from .domains import DomainShift, LimitedTarget
 from .models import build_model
 from .noise import NoisyLabels, noisy_labels
@@ -242,10 +243,13 @@ def _timed(seconds: dict, phase: str):
 
 def _git_state() -> dict | None:
     """The repository's commit and whether tracked files differ from it (None outside a git checkout)."""
+    root = paths.checkout()
+    if root is None:
+        return None
     try:
-        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 check=True, timeout=30).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, check=True, timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import CODE_VERSION, RunConfig, slug
-from .data import REPO_ROOT
+from . import paths
 from .experiment import RunRecord, run_experiment
 
 STATUSES = ("stored", "running", "missing", "corrupt", "incompatible")
@@ -40,18 +40,18 @@ def _sha256(path: Path) -> str:
 class Store:
     """Results of runs on disk, one directory per run, written atomically and verified on read.
 
-    root: the results directory (default ``$NCUTILS_RESULTS``, else ``data/results`` in the repository,
-        committed), holding
+    root: the results directory (default :func:`ncutils.paths.results_root`: ``$NCUTILS_RESULTS``, else
+        ``data/results`` of the checkout, committed, else the user-level home of an installed ncutils), holding
         ``runs/<model>-<dataset>-<key>/`` with config.json, metrics.parquet, train_log.csv,
         summary.json, provenance.json and, written last, manifest.json (their sha256), and the
         runs' locks in ``runs/.locks/`` (git-ignored).
-    cache: checkpoints, job logs and set-aside corrupt results (default ``$NCUTILS_CACHE``, else
-        ``cache/`` in the repository, git-ignored).
+    cache: checkpoints, job logs and set-aside corrupt results (default :func:`ncutils.paths.cache_root`:
+        ``$NCUTILS_CACHE``, else ``cache/`` of the checkout, git-ignored, else the user-level home).
     """
 
     def __init__(self, root: str | os.PathLike | None = None, cache: str | os.PathLike | None = None):
-        root = root if root is not None else os.environ.get("NCUTILS_RESULTS") or REPO_ROOT / "data" / "results"
-        cache = cache if cache is not None else os.environ.get("NCUTILS_CACHE") or REPO_ROOT / "cache"
+        root = root if root is not None else paths.results_root()
+        cache = cache if cache is not None else paths.cache_root()
         for what, path in (("results store", root), ("cache", cache)):
             if not str(path).strip():
                 raise ValueError(f"the {what} path is empty; give a directory (e.g. --store data/results)")

@@ -1,0 +1,4 @@
+"""``python -m ncutils``: the command line (:mod:`ncutils.cli`)."""
+from .cli import main
+
+main()

@@ -1,0 +1,150 @@
+"""The studies: for each figure family of the book, the runs its notebook asks for at a scale.
+
+A study is a function ``scale name -> list[RunConfig]``; a notebook calls
+``results(study_configs(name, scale))`` and ``python -m ncutils sweep <name> --scale <scale>``
+computes the same list, so notebooks and sweeps cannot disagree. The scale sets the sizes (through
+:meth:`RunConfig.at_scale`); where a study runs fewer settings below the paper scale, its docstring
+says which and why. Configs shared by studies (e.g. a clean baseline) have one key and run once.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .config import RunConfig
+from .scales import SCALES, get_scale
+
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+SWINS = ("swin_t", "swin_s", "swin_b", "swin_l")
+RANDOM_LABELS = ("random:0.2", "random:0.4", "random:0.6", "random:0.8")
+CIFAR10N = ("cifar10n:aggre", "cifar10n:random1", "cifar10n:worse")  # the paper's aggre, randn1, worst
+DEPTH_NOISE = "random:0.4"  # below the paper scale, the one noise the deeper ResNet and Swin train under
+DEPTH_LEVEL = 3  # below the paper scale, the one Gaussian-noise level they train under (severity 5)
+PAPER_LEVELS = (1, 2, 3)  # appendix A.3: CIFAR-10-C severities 1, 3, 5
+ACTIVATIONS = ("relu", "tanh", "leaky_relu")
+PACS = ("art_painting", "cartoon", "photo", "sketch")
+PACS_CLASSES = 7
+PACS_SMALLEST_CLASS = 64  # training images of sketch's "house", the smallest class of any PACS domain
+TARGET_IMAGES_PER_CLASS = 20  # "a limited amount of downstream data" for probing a target domain
+
+STUDIES: dict[str, Callable[[str], list[RunConfig]]] = {}
+
+
+def study(fn: Callable[[str], list[RunConfig]]) -> Callable[[str], list[RunConfig]]:
+    STUDIES[fn.__name__] = fn
+    return fn
+
+
+def study_names() -> list[str]:
+    return list(STUDIES)
+
+
+def study_configs(name: str, scale: str) -> list[RunConfig]:
+    """The runs of study ``name`` at ``scale`` (ValueError naming the valid ones otherwise)."""
+    if name not in STUDIES:
+        raise ValueError(f"unknown study {name!r}; valid: {', '.join(STUDIES)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+    return STUDIES[name](scale)
+
+
+@study
+def clean(scale: str) -> list[RunConfig]:
+    """Figures 1, 2, 5, 6: ResNet18-152 and Swin T/S/B*/L* on clean CIFAR-10 (and CIFAR-100).
+
+    CIFAR-100 runs are listed at the paper scale only: the offline machines that compute the
+    smaller scales have no CIFAR-100 (see the data README); the notebooks show it when present.
+    """
+    datasets = ("cifar10", "cifar100") if scale == "paper" else ("cifar10",)
+    return [RunConfig.at_scale(m, d, scale) for d in datasets for m in RESNETS + SWINS]
+
+
+@study
+def label_noise(scale: str) -> list[RunConfig]:
+    """Figures 3, 4, 8, 9: random labels (r = 0.2-0.8) and CIFAR-10N (aggre, random1, worse), with clean baselines.
+
+    Paper scale: ResNet18/34 and Swin T/S under every noise. Smaller scales: ResNet18 and Swin T under
+    every noise, ResNet34 and Swin S under :data:`DEPTH_NOISE` only (a run each, beside their clean
+    run of ``clean``): enough to compare depths (claim 4) at a seventh of the cost.
+    """
+    every = ("clean",) + RANDOM_LABELS + CIFAR10N
+    deeper = every if scale == "paper" else ("clean", DEPTH_NOISE)
+    runs = [(m, n) for m in ("resnet18", "swin_t") for n in every]
+    runs += [(m, n) for m in ("resnet34", "swin_s") for n in deeper]
+    return [RunConfig.at_scale(m, "cifar10", scale, noise=n) for m, n in runs]
+
+
+@study
+def corruption(scale: str) -> list[RunConfig]:
+    """Figures 10-12: Gaussian noise (ResNet and Swin) and speckle noise (ResNet) at the paper's levels 1-3.
+
+    Inputs are regenerated with Hendrycks & Dietterich's formulas (ncutils.corruptions), train and
+    test alike. Paper scale: ResNet18/34 and Swin T/S at every level. Smaller scales: ResNet18 and
+    Swin T at every level, ResNet34 and Swin S under Gaussian noise at :data:`DEPTH_LEVEL` only
+    (beside their clean runs): enough to compare depths at a third of the cost.
+    """
+    paper = scale == "paper"
+    every, deeper = ("resnet18", "swin_t"), ("resnet34", "swin_s")
+    deeper_levels = PAPER_LEVELS if paper else (DEPTH_LEVEL,)
+    speckled = ("resnet18", "resnet34") if paper else ("resnet18",)
+    runs = [(m, "clean") for m in every + deeper]
+    runs += [(m, f"gaussian_noise:level{k}") for m in every for k in PAPER_LEVELS]
+    runs += [(m, f"gaussian_noise:level{k}") for m in deeper for k in deeper_levels]
+    runs += [(m, f"speckle_noise:level{k}") for m in speckled for k in PAPER_LEVELS]
+    return [RunConfig.at_scale(m, "cifar10", scale, corruption=c) for m, c in runs]
+
+
+@study
+def domain(scale: str) -> list[RunConfig]:
+    """Earlier version, Fig. 3: ResNet50 trained on each PACS domain, measured and probed on the other three.
+
+    The paper used Office-Home (not available offline); PACS has the same design (4 domains, one
+    label space). Probes on a target use 20 training images per class and its whole test split.
+    Paper scale: whole source domains at 64x64. Smaller scales: the 64x64 images resized to 32x32 (a
+    quarter of the cost), at most 64 training images per class (the smallest class of any domain:
+    sketch's houses) and as many epochs as give the SGD steps of the scale's CIFAR-10 runs.
+    """
+    s = get_scale(scale)
+    if scale == "paper":
+        fields = dict(n_per_class=None, image_size=None)
+    else:
+        n = min(s.n_per_class, PACS_SMALLEST_CLASS)
+        steps_per_epoch = max(1, n * PACS_CLASSES // s.batch_size)
+        fields = dict(n_per_class=n, image_size=32,
+                      epochs=s.epochs * max(1, s.n_per_class * 10 // s.batch_size) // steps_per_epoch)
+    return [RunConfig.at_scale("resnet50", f"pacs:{source}", scale, eval_n_per_class=None,
+                               targets=tuple(d for d in PACS if d != source),
+                               target_n_per_class=TARGET_IMAGES_PER_CLASS, **fields)
+            for source in PACS]
+
+
+@study
+def vgg_vit(scale: str) -> list[RunConfig]:
+    """Figures 13, 14 (CIFAR-10 panels): VGG13/16/19 and ViT small/base on clean CIFAR-10."""
+    return [RunConfig.at_scale(m, "cifar10", scale) for m in ("vgg13", "vgg16", "vgg19", "vit_small", "vit_base")]
+
+
+@study
+def small_nets(scale: str) -> list[RunConfig]:
+    """Parker et al. 2023: MLP6, VGG11, ResNet18 (ReLU/Tanh/LeakyReLU), Fashion-MNIST and CIFAR-10, at init and trained.
+
+    Their recipe (``parker``: MSE loss, one-cycle, no augmentation); "at initialisation" is the
+    same config with 0 epochs.
+    """
+    return [RunConfig.at_scale(m, d, scale, size={"activation": a}, recipe="parker", epochs=e)
+            for d in ("fashion-mnist", "cifar10") for m in ("mlp", "vgg11", "resnet18") for a in ACTIVATIONS
+            for e in (0, get_scale(scale).model_epochs(m))]
+
+
+@study
+def train_vs_test(scale: str) -> list[RunConfig]:
+    """Collapse on the training vs the test split (appendix A.1 measures ImageNet on test): ResNet18/50, Swin T/B.
+
+    Every run measures both splits, so these are runs of ``clean`` and cost nothing more.
+    """
+    return [RunConfig.at_scale(m, "cifar10", scale) for m in ("resnet18", "resnet50", "swin_t", "swin_b")]
+
+
+@study
+def all_runs(scale: str) -> list[RunConfig]:
+    """Every run of every other study, once (``python -m ncutils sweep all_runs`` computes the whole book)."""
+    return list(dict.fromkeys(c for name, configs in STUDIES.items() if name != "all_runs" for c in configs(scale)))
