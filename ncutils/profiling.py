@@ -58,8 +58,7 @@ def measure(model: nn.Module, data: str | ImageData | Iterable, *, taps="auto", 
     table = measure_taps(model, batches, num_classes=num_classes, features=features)
     frames = [table.assign(eval_data=name, split=split, inputs="clean", labels="clean")]
     if probe:
-        tested, _, _ = _batches(data if test is None else test, "test" if test is None else split, n_per_class,
-                                image_size, seed, device)
+        tested, _, _ = _batches(data if test is None else test, "test", n_per_class, image_size, seed, device)
         fits = converged_probe(model, batches, tested, num_classes=num_classes)
         frames.append(probe_rows(fits, name, num_classes, fits.num_train[0], fits.num_test[0]))
     table = pd.concat(frames, ignore_index=True)[list(METRIC_COLUMNS)]
