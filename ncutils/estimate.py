@@ -94,7 +94,8 @@ def plan(configs: list[RunConfig], store: Store, threads: int) -> pd.DataFrame:
     torch threads (as the sweep would give its runs), the estimate of a trained run is scaled by their
     measured over estimated time (median) and ``basis`` names the device they ran on; a stored run is
     never among its own calibrating runs.
-    ``table.attrs["startup_seconds"]``: what each process of the sweep pays once (:func:`startup_seconds`).
+    ``table.attrs``: ``startup_seconds``, what each process of the sweep pays once (:func:`startup_seconds`),
+    and ``threads``.
     """
     configs = list(dict.fromkeys(configs))
     stored = _stored_runs(store, configs, threads)
@@ -117,7 +118,7 @@ def plan(configs: list[RunConfig], store: Store, threads: int) -> pd.DataFrame:
             basis = f"{len(others)} stored run(s) on {others[0]['device']}"
         rows.append({**row, "hours": seconds / 3600, "basis": basis})
     table = pd.DataFrame(rows, columns=COLUMNS)
-    table.attrs["startup_seconds"] = _startup_or_nan(configs)
+    table.attrs.update(startup_seconds=_startup_or_nan(configs), threads=threads)
     return table
 
 
@@ -316,5 +317,9 @@ def _machine_notes(table: pd.DataFrame) -> list[str]:
     cores, load = len(os.sched_getaffinity(0)), os.getloadavg()[0]
     if load > cores:
         notes.append(f"note: load average {load:.1f} on {cores} cores: other processes share this machine, so runs "
-                     "take longer than estimated (for an idle machine); more than one thread per run suffers most.")
+                     "take longer than estimated (for an idle machine).")
+        if table.attrs.get("threads", 1) > 1:
+            notes.append(f"note: {table.attrs['threads']} torch threads per run on a loaded machine wait for each "
+                         "other: the smoke clean chapter took 6x longer with 2 threads than with 1 at load 6 on 2 "
+                         "cores (OMP_NUM_THREADS=1 gives each run one).")
     return notes
