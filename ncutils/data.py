@@ -363,3 +363,9 @@ class Batches:
                 x = random_crop_flip(x, g)
             x = normalize(x.to(self.device, non_blocking=True), self.data.mean, self.data.std, self.channels_last)
             yield x, labels[idx].to(self.device, non_blocking=True)
+
+
+def steps_per_epoch(n_images: int, batch_size: int) -> int:
+    """SGD steps of one training epoch over ``n_images`` as :func:`ncutils.train.train` batches them: the
+    last partial batch is dropped (``Batches(drop_last=True)``) unless it is the only one."""
+    return max(1, n_images // batch_size)

@@ -127,7 +127,8 @@ def run_experiment(config: RunConfig, *, checkpoint: str | Path | None = None, p
     seconds["total"] = sum(seconds.values())
     provenance = {
         "code_version": CODE_VERSION, "git": _git_state(), "versions": _versions(), "device": _device_name(device),
-        "torch_threads": torch.get_num_threads(), "platform": platform.platform(), "started_utc": started.isoformat(),
+        "torch_threads": torch.get_num_threads(), "bf16_native": bf16_native(device), "platform": platform.platform(),
+        "started_utc": started.isoformat(),
         "seconds": seconds, "resumed_from_epoch": resumed_from, "trained_epochs": config.epochs - resumed_from,
         "data": {"train": _data_provenance(data.train_inputs), "test": _data_provenance(data.test_inputs),
                  **{f"target:{name}": _data_provenance(t.probe_test) for name, t in data.targets.items()}},
@@ -264,6 +265,15 @@ def _versions() -> dict:
         except metadata.PackageNotFoundError:
             versions[package] = None
     return versions
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 autocast natively: a GPU with bf16, or a CPU whose oneDNN has bf16
+    kernels (AVX512-BF16, AMX). Elsewhere (e.g. an AVX2-only CPU) bf16 is emulated, several times slower
+    than fp32 (ncutils.estimate)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def _device_name(device: torch.device) -> str:

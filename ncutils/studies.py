@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .config import RunConfig
+from .data import PACS_DOMAINS, steps_per_epoch
 from .scales import SCALES, get_scale
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -21,8 +22,9 @@ DEPTH_NOISE = "random:0.4"  # below the paper scale, the one noise the deeper Re
 DEPTH_LEVEL = 3  # below the paper scale, the one Gaussian-noise level they train under (severity 5)
 PAPER_LEVELS = (1, 2, 3)  # appendix A.3: CIFAR-10-C severities 1, 3, 5
 ACTIVATIONS = ("relu", "tanh", "leaky_relu")
-PACS = ("art_painting", "cartoon", "photo", "sketch")
+PACS = PACS_DOMAINS  # the loader's domains, in its order (notebooks import this name)
 PACS_CLASSES = 7
+CIFAR10_CLASSES = 10
 PACS_SMALLEST_CLASS = 64  # training images of sketch's "house", the smallest class of any PACS domain
 TARGET_IMAGES_PER_CLASS = 20  # "a limited amount of downstream data" for probing a target domain
 
@@ -108,9 +110,9 @@ def domain(scale: str) -> list[RunConfig]:
         fields = dict(n_per_class=None, image_size=None)
     else:
         n = min(s.n_per_class, PACS_SMALLEST_CLASS)
-        steps_per_epoch = max(1, n * PACS_CLASSES // s.batch_size)
+        cifar_steps = s.epochs * steps_per_epoch(s.n_per_class * CIFAR10_CLASSES, s.batch_size)
         fields = dict(n_per_class=n, image_size=32,
-                      epochs=s.epochs * max(1, s.n_per_class * 10 // s.batch_size) // steps_per_epoch)
+                      epochs=cifar_steps // steps_per_epoch(n * PACS_CLASSES, s.batch_size))
     return [RunConfig.at_scale("resnet50", f"pacs:{source}", scale, eval_n_per_class=None,
                                targets=tuple(d for d in PACS if d != source),
                                target_n_per_class=TARGET_IMAGES_PER_CLASS, **fields)

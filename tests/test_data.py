@@ -5,7 +5,7 @@ import torch
 import torchvision.transforms.functional as TF
 
 from ncutils.data import (Batches, DatasetNotFoundError, ImageData, balanced_subset, load_dataset, normalize,
-                          random_crop_flip)
+                          random_crop_flip, steps_per_epoch)
 
 
 def test_cifar10_loads_with_provenance(cifar_root):
@@ -111,3 +111,11 @@ def test_resized_matches_torchvision_antialiased_resize():
     assert small.images.dtype == torch.uint8 and small.shape == (3, 32, 32)
     assert (small.images.int() - reference.int()).abs().max() <= 1
     assert data.resized(64) is data
+
+
+def test_steps_per_epoch_counts_the_batches_training_takes():
+    """ncutils.train.train drops the last partial batch (Batches(drop_last=True)) unless it is the only one."""
+    for n, batch in ((10, 128), (128, 128), (200, 128), (256, 128), (1000, 64)):
+        data = ImageData("x", "train", torch.zeros(n, 1, 2, 2, dtype=torch.uint8), torch.zeros(n, dtype=torch.long),
+                         ("a",), (0.5,), (0.5,), torch.arange(n))
+        assert steps_per_epoch(n, batch) == len(Batches(data, batch, drop_last=n > batch))

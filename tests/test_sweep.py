@@ -14,7 +14,8 @@ from ncutils.cli import main
 from ncutils.config import RunConfig
 from ncutils.store import Store
 from ncutils.scales import SCALES
-from ncutils.estimate import estimated_seconds, measured_seconds, plan
+from ncutils.estimate import (RUN_SECONDS, STARTUP_SECONDS, TAP_SET_SECONDS, cost_terms, dataset_facts,
+                              estimated_seconds, measured_seconds, plan, startup_seconds)
 from ncutils.sweep import RunJob, run_local, run_submitit, sweep_threads
 
 THREADS = 1  # bitwise-equal results across processes need equal torch thread counts
@@ -75,7 +76,12 @@ def test_dry_run_lists_stored_and_missing_runs_with_their_cost(swept, monkeypatc
     assert all(lines[c.key()].startswith("stored") for c in CONFIGS)
     assert lines[missing.key()].startswith("missing")
     assert all(any(unit in line for unit in (" s ", " min ", " h ")) for line in lines.values())
+    # estimate and measured cost side by side: a stored run has both, a missing one no measured cost
+    assert all(line.split()[3] in ("s", "min", "h") and line.split()[5] in ("s", "min", "h")
+               for key, line in lines.items() if key != missing.key())
+    assert lines[missing.key()].split()[4] == "-"
     assert "3 runs: 2 stored, 1 missing." in out
+    assert "the 2 stored runs: estimated " in out and "plus " in out and " to start each process" in out
     # resnet18 at width 4 is stored twice: the estimate is calibrated on their measured times
     assert "2 stored run(s) on cpu" in out
     assert not list(local.runs.glob(f"*{missing.key()}")), "a dry run computed something"
@@ -168,15 +174,50 @@ def test_runs_at_initialisation_cost_their_measuring_and_do_not_calibrate_traini
     assert (table.basis == "the 2-core reference CPU").all(), table
 
 
-def test_estimates_follow_the_training_precision():
-    """fp32 training is estimated slower for convolutions and faster for ViT (FP32_OVER_BF16), and
-    measuring (always fp32) costs the same either way."""
-    def cost(model, precision, **fields):
-        return estimated_seconds(RunConfig.at_scale(model, "cifar10", "cpu", precision=precision, **fields))
+def test_estimates_follow_the_training_precision(cifar_root):
+    """On the reference CPU (native bf16) fp32 training is estimated slower for convolutions and faster
+    for ViT (FP32_OVER_BF16); on a CPU that emulates bf16, bf16 is the slower; measuring (always fp32)
+    costs the same either way."""
+    def cost(model, precision, native=True, **fields):
+        config = RunConfig.at_scale(model, "cifar10", "cpu", precision=precision, **fields)
+        return estimated_seconds(config, native_bf16=native)
 
     assert cost("resnet18", "fp32") > cost("resnet18", "bf16")
     assert cost("vit_small", "fp32") < cost("vit_small", "bf16")
     assert cost("vit_small", "fp32", epochs=0) == cost("vit_small", "bf16", epochs=0)
+    assert cost("resnet18", "bf16", native=False) > cost("resnet18", "fp32", native=False) == cost("resnet18", "fp32")
+    assert cost("resnet18", "bf16", native=False, epochs=0) == cost("resnet18", "bf16", epochs=0)
+
+
+def test_the_estimate_counts_fixed_costs_and_takes_dataset_facts_from_the_loader(cifar_root):
+    """A smoke run costs more than its few images: a fixed cost per run, per layer tap and set measured, per
+    forward op; a sweep's process pays its imports and the full load of each dataset once."""
+    assert dataset_facts("cifar10") == (10, 50_000, 10_000, (3, 32, 32), 5_000)
+    config = RunConfig.at_scale("resnet18", "cifar10", "smoke")
+    terms = cost_terms(config, native_bf16=True)
+    assert set(terms) == {"train", "measure", "run"} and terms["run"] == RUN_SECONDS
+    assert terms["measure"] > 9 * 4 * TAP_SET_SECONDS  # 9 taps; train and test measured, and probed
+    assert terms["train"] > 0 and estimated_seconds(config, native_bf16=True) == pytest.approx(sum(terms.values()))
+    assert startup_seconds([]) == 0 and startup_seconds([config]) > STARTUP_SECONDS  # and loading CIFAR-10
+    assert startup_seconds([config, tiny()]) == startup_seconds([config])  # one dataset, loaded once
+
+
+def test_a_stored_runs_estimate_is_calibrated_on_the_other_stored_runs_only(swept, monkeypatch):
+    """Leave-one-out: the estimate printed beside a stored run's measured time is a prediction from the
+    other stored runs of its model and size, never its own measured time."""
+    local, _, _ = swept
+    missing = tiny(seed=5)
+    table = plan(CONFIGS + [missing], local, THREADS).set_index("key")
+    measured = {c.key(): measured_seconds(local.read(c)) for c in CONFIGS}
+    estimate = {c.key(): estimated_seconds(c) for c in CONFIGS + [missing]}
+    for config, other in zip(CONFIGS, reversed(CONFIGS)):
+        row = table.loc[config.key()]
+        assert row.basis.startswith("1 stored run(s) on ")
+        assert row.measured_hours * 3600 == pytest.approx(measured[config.key()])
+        assert row.hours * 3600 == pytest.approx(estimate[config.key()] * measured[other.key()] / estimate[other.key()])
+    assert table.loc[missing.key()].basis.startswith("2 stored run(s) on ")
+    assert pd.isna(table.loc[missing.key()].measured_hours)
+    assert table.attrs["startup_seconds"] == pytest.approx(startup_seconds(CONFIGS))
 
 
 def test_a_sweep_says_which_run_ended_and_how(tmp_path, monkeypatch, capsys):
