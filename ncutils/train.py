@@ -142,7 +142,8 @@ def train(model: TappedModel, data: ImageData, cfg: TrainConfig, *, labels: torc
     checkpoint = _checkpoint_file(checkpoint)
     use_all_cores()
     model.to(device)
-    if cfg.channels_last:
+    channels_last = cfg.channels_last and not _hits_onednn_strided_1x1_bug(model, cfg, device)
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, recipe)
     log: list[dict] = []
@@ -163,7 +164,7 @@ def train(model: TappedModel, data: ImageData, cfg: TrainConfig, *, labels: torc
                              f"({_first_line(error)}); remove it or use another path") from None
         start, log = state["epoch"], state["log"]
     batches = Batches(data, cfg.batch_size, shuffle=True, augment=recipe.augment, drop_last=len(data) > cfg.batch_size,
-                      seed=cfg.seed, device=device, channels_last=cfg.channels_last, labels=labels)
+                      seed=cfg.seed, device=device, channels_last=channels_last, labels=labels)
     steps_per_epoch, total = len(batches), len(batches) * cfg.epochs
     end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     bar = tqdm(range(start, end), initial=start, total=cfg.epochs, desc="train", disable=not progress, unit="epoch")
@@ -193,6 +194,27 @@ def train(model: TappedModel, data: ImageData, cfg: TrainConfig, *, labels: torc
             atomic_save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "log": log, "config": asdict(cfg), "run": run}, checkpoint)
     return pd.DataFrame(log)
+
+
+def _hits_onednn_strided_1x1_bug(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether fp32 channels_last training of ``model`` on this CPU would run oneDNN's broken kernel.
+
+    oneDNN 3.12 (torch 2.14.1) gets the weight gradient of a strided 1x1 convolution with fewer input
+    channels than its SIMD block wrong in channels_last (nhwc): its jit_1x1 backward-weights kernel
+    copies the strided input into a per-thread workspace at offsets computed for the padded channel
+    block, so it writes past that workspace. Measured
+    on an AVX2 AMD EPYC (jit_1x1:avx2, block 8) with ResNet18 at width 4, whose first shortcut is a
+    stride-2 1x1 convolution from 4 to 8 channels: with 1 thread it segfaults or aborts ("double free
+    or corruption") in loss.backward(); with 2 threads it hangs or returns weight gradients off by up
+    to 50%. Exact there (relative error < 1e-5): 1 or 8+ input channels, stride 1, and NCHW inputs (the
+    blocked layout); forward and input gradients are exact. There, bf16 autocast runs no convolution
+    through oneDNN (torch needs AVX-512 for oneDNN bf16), so only fp32 training meets the kernel.
+    Such models train in NCHW instead; every other run keeps channels_last and its numbers.
+    """
+    return (device.type == "cpu" and not cfg.bf16 and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled
+            and any(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) and max(m.stride) > 1
+                    and 1 < m.in_channels < 8 for m in model.modules()))
 
 
 def _loss(recipe: Recipe, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

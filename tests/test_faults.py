@@ -29,7 +29,8 @@ from ncutils import build_model, load_dataset
 from ncutils.cli import main
 from ncutils.config import RunConfig
 from ncutils.corruptions import parse_corruption
-from ncutils.data import REPO_ROOT, ImageData
+from ncutils.data import ImageData
+from ncutils.paths import PACKAGE_PARENT as REPO_ROOT
 from ncutils.experiment import RunRecord, run_experiment
 from ncutils.metrics import cdnv
 from ncutils.noise import cifar10n_labels, random_labels

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from ncutils.data import REPO_ROOT
+from ncutils.paths import PACKAGE_PARENT as REPO_ROOT
 from ncutils.config import RunConfig
 from ncutils.store import Store
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ncutils import build_model, layer_taps, load_dataset
-from ncutils.data import REPO_ROOT
+from ncutils.paths import PACKAGE_PARENT as REPO_ROOT
 from ncutils.experiment import run_experiment
 from ncutils.config import CODE_VERSION, RunConfig
 from ncutils.frames import memorization_ratios, memorization_ratios_between

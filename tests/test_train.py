@@ -100,3 +100,22 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, cifar_root):
     train(build_model("resnet18", width=2), data, TrainConfig(epochs=1), checkpoint=ckpt, progress=False)
     with pytest.raises(ValueError, match="written by another config"):
         train(build_model("resnet18", width=2), data, TrainConfig(epochs=2), checkpoint=ckpt, progress=False)
+
+
+def test_only_fp32_cpu_training_through_onednns_broken_strided_1x1_kernel_leaves_channels_last(monkeypatch):
+    """oneDNN's strided 1x1 weight gradient is broken in channels_last for fewer than 8 input channels
+    (crash, hang or wrong gradients; see _hits_onednn_strided_1x1_bug): ResNet18 below width 8 has
+    such a shortcut (4 -> 8 channels at width 4). Only those fp32 CPU trainings go NCHW."""
+    from ncutils.train import _hits_onednn_strided_1x1_bug
+
+    cpu = torch.device("cpu")
+
+    def hits(width, bf16=False, device=cpu):
+        return _hits_onednn_strided_1x1_bug(build_model("resnet18", width=width), TrainConfig(bf16=bf16), device)
+
+    assert hits(1) and hits(2) and hits(4)  # shortcuts from 1, 2, 4 / 2, 4, 8 / 4, 8, 16 channels
+    assert not hits(8) and not hits(16)
+    assert not hits(4, bf16=True) and not hits(4, device=torch.device("cuda"))
+    assert not _hits_onednn_strided_1x1_bug(build_model("vgg11", width=4), TrainConfig(bf16=False), cpu)
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
+    assert not hits(4)
