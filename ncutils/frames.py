@@ -13,6 +13,16 @@ def terminal_phase(summaries: pd.DataFrame) -> pd.Series:
     return summaries["train_acc"] >= TERMINAL
 
 
+RUN_COLUMNS = ("model", "size", "dataset", "n_per_class", "epochs", "train_acc", "test_acc")
+
+
+def run_table(summaries: pd.DataFrame, columns=RUN_COLUMNS) -> pd.DataFrame:
+    """``columns`` of each run's summary, and whether it reached the terminal phase."""
+    table = summaries[list(columns)].copy()
+    table["terminal phase"] = terminal_phase(table)
+    return table
+
+
 def layer_rows(metrics: pd.DataFrame, measure: str, *, split: str = "train", labels: str = "clean",
                inputs: str = "clean", features: str | None = None) -> pd.DataFrame:
     """Rows of one measure per layer tap (the classifier's input left out), with a 1-based ``layer``
