@@ -1,4 +1,5 @@
-"""Queries on the tidy results table: one measure per layer, memorization ratios, the terminal phase."""
+"""Queries on the tidy results table: one measure per layer, memorization ratios, the terminal phase of
+each run."""
 from __future__ import annotations
 
 import pandas as pd

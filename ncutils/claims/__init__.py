@@ -3,10 +3,15 @@
 One module per book chapter (``ncutils/claims/<chapter>.py``, the chapter being
 ``notebooks/<chapter>.md``). A module defines
 
-- ``STUDY``: the study (``ncutils.studies``) whose runs its claims read, and
+- ``STUDY``: the study (``ncutils.studies``) whose runs its claims read,
 - ``claims(found: StudyResults) -> pd.DataFrame`` with the columns :data:`COLUMNS`: what the paper
   claims, the statistic computed from the runs, its verdict (one of :data:`VERDICTS`), and the figure
-  it was computed from, as a link (``figure_link``).
+  it was computed from, as a link (``figure_link``), and
+- ``accuracy_table(found: StudyResults) -> pd.DataFrame``: the accuracies of every run the chapter shows.
+
+The study's grid is ``found.configs`` (the stored and the missing runs' configs), not the table's
+string columns. The frames the chapter's figures draw (``ncutils.plots``) are built here too, so every
+verdict comes from the numbers shown.
 
 The chapter shows its own rows under "What holds at this scale"; the claims page shows every
 chapter's rows (:func:`all_claims`). Nothing here is typed in: a claim whose runs are not stored yet
