@@ -9,31 +9,39 @@ Chapters are the ``_executed/<name>`` entries of ``book/_toc.yml``; each is ``no
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import jupytext
 import papermill
-import yaml
 
+from .chapter.pages import BOOK, EXECUTED, NOTEBOOKS, chapters
 from .paths import PACKAGE_PARENT
 from .scales import SCALES
 
-BOOK = PACKAGE_PARENT / "book"  # the book is built in a checkout of this repository
-NOTEBOOKS = PACKAGE_PARENT / "notebooks"
-EXECUTED = "_executed"
+__all__ = ["BOOK", "NOTEBOOKS", "ChapterFailed", "build", "chapters", "execute"]
 
 
 class ChapterFailed(RuntimeError):
     """A chapter's notebook raised; the message names the notebook and the cell."""
 
 
-def chapters(book: Path = BOOK) -> list[str]:
-    """Names of the chapters the table of contents lists, in order."""
-    toc = yaml.safe_load((book / "_toc.yml").read_text())
-    files = [c["file"] for part in [toc] + toc.get("parts", []) for c in part.get("chapters", [])]
-    return [f.split("/", 1)[1] for f in files if f.startswith(EXECUTED + "/")]
+@contextlib.contextmanager
+def _this_package_first():
+    """The kernels import this repository's ncutils (not another checkout's installed in the environment):
+    its root goes first on their PYTHONPATH."""
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_PARENT)] + ([before] if before else []))
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
 
 
 def execute(name: str, scale: str, compute: bool, book: Path = BOOK, notebooks: Path = NOTEBOOKS) -> Path:
@@ -46,8 +54,9 @@ def execute(name: str, scale: str, compute: bool, book: Path = BOOK, notebooks: 
     unexecuted = out.with_suffix(".source.ipynb")
     jupytext.write(jupytext.read(source), unexecuted)
     try:
-        papermill.execute_notebook(str(unexecuted), str(out), parameters={"scale": scale, "compute": compute},
-                                   kernel_name="python3", cwd=str(notebooks), progress_bar=False)
+        with _this_package_first():
+            papermill.execute_notebook(str(unexecuted), str(out), parameters={"scale": scale, "compute": compute},
+                                       kernel_name="python3", cwd=str(notebooks), progress_bar=False)
     except papermill.PapermillExecutionError as e:
         raise ChapterFailed(f"notebook {source.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}") from None
     finally:

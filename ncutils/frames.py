@@ -1,4 +1,5 @@
-"""Queries on the tidy results table: one measure per layer, memorization ratios, the terminal phase."""
+"""Queries on the tidy results table: one measure per layer, memorization ratios, the terminal phase of
+each run."""
 from __future__ import annotations
 
 import pandas as pd
@@ -11,6 +12,16 @@ TERMINAL = 0.99  # training accuracy (on the labels and inputs trained with) of 
 def terminal_phase(summaries: pd.DataFrame) -> pd.Series:
     """Whether each run of a summaries table reached the terminal phase (train accuracy >= :data:`TERMINAL`)."""
     return summaries["train_acc"] >= TERMINAL
+
+
+RUN_COLUMNS = ("model", "size", "dataset", "n_per_class", "epochs", "train_acc", "test_acc")
+
+
+def run_table(summaries: pd.DataFrame, columns=RUN_COLUMNS) -> pd.DataFrame:
+    """``columns`` of each run's summary, and whether it reached the terminal phase."""
+    table = summaries[list(columns)].copy()
+    table["terminal phase"] = terminal_phase(table)
+    return table
 
 
 def layer_rows(metrics: pd.DataFrame, measure: str, *, split: str = "train", labels: str = "clean",

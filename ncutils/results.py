@@ -122,6 +122,11 @@ class StudyResults:
     store: Store
     stored: tuple[RunConfig, ...] = ()
 
+    @property
+    def configs(self) -> tuple[RunConfig, ...]:
+        """The study's grid: the configs of every run, stored ones first, then the missing ones."""
+        return self.stored + tuple(c for c, _ in self.missing)
+
     def missing_message(self) -> str:
         """Empty when complete; otherwise which runs are missing and the commands that compute them."""
         return str(MissingResults(self.missing, self.store)) if self.missing else ""

@@ -5,6 +5,7 @@ import nbformat
 import pytest
 
 from ncutils.book import BOOK, ChapterFailed, build, chapters, execute
+from ncutils.data import REPO_ROOT
 from test_html import ARTIFACTS, chromium, save_screenshot, site_problems
 
 # Jupyter Book 1's sphinx-thebe adds its inline configuration script twice under Sphinx 7 (inline
@@ -55,11 +56,21 @@ def test_every_page_works_in_a_browser(smoke_book):
     assert not problems, "\n".join(problems)
 
 
+HEADER = ("---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+          "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
+          "```{code-cell} python\n:tags: [parameters]\nscale = 'cpu'\ncompute = False\n```\n\n")
+
+
 def test_a_failing_cell_names_the_notebook_and_the_cell(tmp_path):
     (tmp_path / "broken.md").write_text(
-        "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
-        "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
-        "```{code-cell} python\n:tags: [parameters]\nscale = 'cpu'\ncompute = False\n```\n\n"
-        "```{code-cell} python\nx = 1\n```\n\n```{code-cell} python\nraise RuntimeError('boom')\n```\n")
+        HEADER + "```{code-cell} python\nx = 1\n```\n\n```{code-cell} python\nraise RuntimeError('boom')\n```\n")
     with pytest.raises(ChapterFailed, match=r"notebook broken.md failed in cell \d+: RuntimeError: boom"):
         execute("broken", "smoke", False, book=tmp_path, notebooks=tmp_path)
+
+
+def test_chapters_import_the_package_of_the_book_they_belong_to(tmp_path):
+    """Another checkout's ncutils installed in the environment does not stand in for this one."""
+    (tmp_path / "which.md").write_text(HEADER + "```{code-cell} python\nimport ncutils\nprint(ncutils.__file__)\n```\n")
+    notebook = nbformat.read(execute("which", "smoke", False, book=tmp_path, notebooks=tmp_path), as_version=4)
+    printed = [o["text"] for c in notebook.cells for o in c.get("outputs", []) if o.get("name") == "stdout"]
+    assert printed == [f"{REPO_ROOT / 'ncutils' / '__init__.py'}\n"]

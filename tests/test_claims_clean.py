@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ncutils.book import NOTEBOOKS
+from ncutils.chapter.pages import targets as chapter_targets
 from ncutils.claims import clean
 from ncutils.config import RunConfig
 from ncutils.results import StudyResults
@@ -52,7 +52,8 @@ def found(runs: dict, accuracy: dict | None = None, missing=()) -> StudyResults:
     accuracy = accuracy or {}
     summaries = pd.DataFrame([("cifar10", m, "clean", *accuracy.get(m, (1.0, 0.6)), 2000) for m in runs],
                              columns=["dataset", "model", "noise", "train_acc", "test_acc", "num_test"])
-    return StudyResults(pd.DataFrame(rows), summaries, [(RunConfig(m), "missing") for m in missing], None)
+    return StudyResults(pd.DataFrame(rows), summaries, [(RunConfig(m), "missing") for m in missing], None,
+                        tuple(RunConfig(m) for m in runs))
 
 
 def verdict(results: StudyResults, claim: str) -> str:
@@ -137,8 +138,7 @@ def test_claims_with_missing_runs_are_not_computed_and_say_what_is_stored():
 
 
 def test_every_figure_link_points_to_a_target_before_a_heading_of_the_chapter():
-    notebook = (NOTEBOOKS / f"{clean.CHAPTER}.md").read_text()
-    targets = set(re.findall(r"^\(([^)]+)\)=\n#+ ", notebook, re.MULTILINE))
+    targets = set(chapter_targets(clean.CHAPTER))
     table = clean.claims(found({"resnet18": run(accelerating(9)), "swin_t": run(accelerating(12))}))
     for link in table.figure:
         page, _, target = link.partition("#")

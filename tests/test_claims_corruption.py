@@ -1,4 +1,6 @@
 """The verdicts of appendix A.3 (ncutils.claims.corruption) on hand-built runs whose right verdict is known."""
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,7 +64,7 @@ def study(models=("resnet18", "swin_t"), *, holds=True, depth=None, drop=(), gau
     """Every run of ``models`` (Gaussian noise; speckle noise for ResNets), those in ``drop`` (model,
     corruption) missing; ``gaussian_at``: {model: its only corrupted level, under Gaussian noise} (the
     deeper models below the paper scale)."""
-    frames, summaries, missing = [], [], []
+    frames, summaries, missing, stored = [], [], [], []
     for model in models:
         names = ("gaussian_noise",) if model.startswith("swin") else ("gaussian_noise", "speckle_noise")
         levels = (1, 2, 3)
@@ -73,9 +75,11 @@ def study(models=("resnet18", "swin_t"), *, holds=True, depth=None, drop=(), gau
                 missing.append((RunConfig.at_scale(model, "cifar10", "smoke", corruption=spec(name, level)), "missing"))
                 continue
             frame, row = run(model, name, level, holds=holds, depth=(depth or {}).get(model, 1.0), **summary)
+            stored.append(RunConfig.at_scale(model, "cifar10", "smoke", corruption=spec(name, level)))
             frames.append(frame)
             summaries.append(row)
-    return StudyResults(pd.concat(frames, ignore_index=True), pd.DataFrame(summaries), missing, Store("/nonexistent"))
+    return StudyResults(pd.concat(frames, ignore_index=True), pd.DataFrame(summaries), missing, Store("/nonexistent"),
+                        tuple(stored))
 
 
 def verdicts(rows):
@@ -117,7 +121,7 @@ def test_setting_claims_need_every_level():
 def test_a_missing_run_still_names_its_setting():
     found = study(models=("resnet18",))
     missing = [(RunConfig.at_scale("swin_t", "cifar10", "smoke", corruption="gaussian_noise:level1"), "missing")]
-    found = StudyResults(found.metrics, found.summaries, missing, found.store)
+    found = replace(found, missing=missing)
     assert ("swin_t", "gaussian_noise") in claims.settings(found)
     assert set(verdicts(claims.setting_claims(found, "swin_t", "gaussian_noise"))) == {"not computed"}
     assert set(verdicts(claims.architecture_claims(found))) == {"not computed"}
@@ -143,7 +147,7 @@ def test_depth_claims(holds):
     summaries = found.summaries.copy()
     deeper = {"resnet34": 0.02, "swin_s": -0.02} if holds else {"resnet34": -0.02, "swin_s": 0.02}
     summaries["test_acc_clean_inputs"] += summaries.model.map(deeper).fillna(0.0)
-    rows = claims.depth_claims(StudyResults(found.metrics, summaries, [], found.store))
+    rows = claims.depth_claims(replace(found, summaries=summaries))
     assert verdicts(rows) == ["holds" if holds else "does not hold"] * 2
 
 
@@ -156,7 +160,7 @@ def test_terminal_claim(train_acc, verdict):
 def test_terminal_claim_with_runs_missing(train_acc, verdict):
     found = study(train_acc=train_acc)
     missing = [(RunConfig.at_scale("swin_s", "cifar10", "smoke"), "missing")]
-    row = claims.terminal_claim(StudyResults(found.metrics, found.summaries, missing, found.store))
+    row = claims.terminal_claim(replace(found, missing=missing))
     assert row["verdict"] == verdict and "1 runs not stored yet" in row["statistic"]
 
 

@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ncutils.book import NOTEBOOKS
+from ncutils.chapter.pages import targets as chapter_targets
 from ncutils.claims import label_noise
 from ncutils.config import RunConfig
 from ncutils.results import StudyResults
@@ -35,7 +35,8 @@ def found(runs: dict, missing=()) -> StudyResults:
                          "features": "pooled", "split": "test", "value": v})
     summaries = pd.DataFrame([(m, "cifar10", n, 1.0, 0.5) for m, n in runs],
                              columns=["model", "dataset", "noise", "train_acc", "test_acc"])
-    return StudyResults(pd.DataFrame(rows), summaries, [(RunConfig(m, noise=n), "missing") for m, n in missing], None)
+    return StudyResults(pd.DataFrame(rows), summaries, [(RunConfig(m, noise=n), "missing") for m, n in missing], None,
+                        tuple(RunConfig(m, noise=n) for m, n in runs))
 
 
 def study(model="resnet18", n=9, cdnv_means=(10, 20, 30, 40, 50), ratio=None, probe_first=None, probe_last=None):
@@ -139,8 +140,7 @@ def test_claims_with_missing_runs_are_not_computed():
 
 
 def test_every_figure_link_points_to_a_target_before_a_heading_of_the_chapter():
-    notebook = (NOTEBOOKS / f"{label_noise.CHAPTER}.md").read_text()
-    targets = set(re.findall(r"^\(([^)]+)\)=\n#+ ", notebook, re.MULTILINE))
+    targets = set(chapter_targets(label_noise.CHAPTER))
     runs = {**study(), **{("resnet18", n): {"cdnv": [10] * 9, "ratio": [0.5] * 9, "probe": [0.3] * 9}
                           for n in ("cifar10n:aggre", "cifar10n:worse")}}
     table = label_noise.claims(found(runs))

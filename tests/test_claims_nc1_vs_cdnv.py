@@ -1,11 +1,10 @@
 """NC1-versus-CDNV verdicts (chapter nc1_vs_cdnv) on hand-built metric tables whose right verdict is known."""
-import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ncutils.book import NOTEBOOKS
+from ncutils.chapter.pages import targets as chapter_targets
 from ncutils.claims import nc1_vs_cdnv
 from ncutils.config import RunConfig
 from ncutils.results import StudyResults
@@ -74,8 +73,7 @@ def test_missing_runs_leave_claims_not_computed_with_what_the_stored_runs_give()
 
 
 def test_figure_links_point_at_targets_of_the_chapter():
-    notebook = (NOTEBOOKS / f"{nc1_vs_cdnv.CHAPTER}.md").read_text()
-    targets = set(re.findall(r"^\(([^)]+)\)=\n#+ ", notebook, re.M))
+    targets = set(chapter_targets(nc1_vs_cdnv.CHAPTER))
     for link in nc1_vs_cdnv.claims(found({"resnet18": (MONOTONE, ZIGZAG)})).figure:
         page, _, target = link.partition("#")
         assert page == f"{nc1_vs_cdnv.CHAPTER}.html" and target in targets, link

@@ -1,11 +1,11 @@
 """Parker et al.'s verdicts (chapter small_nets) on hand-built metric tables whose right verdict is known."""
-import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ncutils.book import NOTEBOOKS
+from ncutils.chapter.pages import targets as chapter_targets
 from ncutils.claims import small_nets
 from ncutils.config import RunConfig
 from ncutils.results import StudyResults
@@ -35,21 +35,24 @@ def found(trained: dict, nc4: dict, init: dict = INIT, train_acc: float = 1.0, m
           only=None) -> StudyResults:
     """Stored results of every (model, dataset) of ``only`` (default: all, ReLU) trained and at init;
     rows the claims must not read (test split, penultimate layer, pooled features) carry 1e9."""
-    rows, summaries = [], []
+    rows, summaries, stored = [], [], []
     for model, dataset in only or [(m, d) for m in MODELS for d in DATASETS]:
         for epochs, curves in ((0, init), (150, {**trained, "nc4": nc4[dataset]})):
             size = "width=16"
+            config = RunConfig(model, dataset, size={"width": 16}, recipe="parker", epochs=epochs)
+            stored.append(config)
             for measure, values in curves.items():
                 for i, v in enumerate(list(values) + [1e9]):
-                    base = dict(model=model, size=size, dataset=dataset, epochs=epochs, eval_data=dataset,
+                    base = dict(key=config.key(), model=model, size=size, dataset=dataset, epochs=epochs, eval_data=dataset,
                                 inputs="clean", labels="clean", measure=measure, layer_index=i,
                                 layer="penultimate" if i == len(values) else f"fc{i + 1}")
                     rows += [{**base, "split": "train", "features": "flat", "value": float(v)},
                              {**base, "split": "test", "features": "flat", "value": 1e9},
                              {**base, "split": "train", "features": "pooled", "value": 1e9}]
-            summaries.append(dict(model=model, size=size, dataset=dataset, epochs=epochs,
+            summaries.append(dict(key=config.key(), model=model, size=size, dataset=dataset, epochs=epochs,
                                   train_acc=train_acc if epochs else 0.1, test_acc=0.5))
-    return StudyResults(pd.DataFrame(rows), pd.DataFrame(summaries), [(c, "missing") for c in missing], None)
+    return StudyResults(pd.DataFrame(rows), pd.DataFrame(summaries), [(c, "missing") for c in missing], None,
+                        tuple(stored))
 
 
 def verdicts(results: StudyResults) -> dict[str, str]:
@@ -77,7 +80,7 @@ def test_nc1_falling_late_and_angles_falling_early_contradict_the_depth_profile(
 def test_a_minority_of_deviating_runs_leaves_the_claim_standing():
     paper, opposite = found(PAPER, PAPER_NC4), found(OPPOSITE, OPPOSITE_NC4)
     metrics = pd.concat([paper.metrics[paper.metrics.model != "mlp"], opposite.metrics[opposite.metrics.model == "mlp"]])
-    mixed = StudyResults(metrics, paper.summaries, [], None)
+    mixed = replace(paper, metrics=metrics)
     claim = "(NC1) after training, NC1 falls from the first to the last layer"
     table = small_nets.claims(mixed).set_index("claim")
     assert table.loc[claim, "verdict"] == "holds"  # 4 of 6
@@ -103,9 +106,9 @@ def test_first_half_share():
     assert np.isnan(small_nets.first_half_share(np.array([1, 2, 3])))
 
 
-def test_activation_comes_from_the_size_column():
-    assert small_nets.activation("width=16") == "relu"
-    assert small_nets.activation("activation=leaky_relu,width=16") == "leaky_relu"
+def test_activation_comes_from_the_config():
+    assert small_nets.activation(RunConfig("mlp", "cifar10", size={"width": 16})) == "relu"
+    assert small_nets.activation(RunConfig("mlp", "cifar10", size={"activation": "leaky_relu", "width": 16})) == "leaky_relu"
 
 
 def test_missing_runs_leave_claims_not_computed_with_what_the_stored_runs_give():
@@ -131,8 +134,7 @@ def test_no_stored_runs():
 
 
 def test_figure_links_point_at_targets_of_the_chapter():
-    notebook = (NOTEBOOKS / f"{small_nets.CHAPTER}.md").read_text()
-    targets = set(re.findall(r"^\(([^)]+)\)=\n#+ ", notebook, re.M))
+    targets = set(chapter_targets(small_nets.CHAPTER))
     for link in small_nets.claims(found(PAPER, PAPER_NC4)).figure:
         page, _, target = link.partition("#")
         assert page == f"{small_nets.CHAPTER}.html" and target in targets, link

@@ -1,10 +1,9 @@
 """Train-versus-test verdicts (chapter train_vs_test) on hand-built metric tables whose right verdict is known."""
-import re
 
 import numpy as np
 import pandas as pd
 
-from ncutils.book import NOTEBOOKS
+from ncutils.chapter.pages import targets as chapter_targets
 from ncutils.claims import train_vs_test
 from ncutils.config import RunConfig
 from ncutils.results import StudyResults
@@ -67,8 +66,7 @@ def test_missing_runs_leave_claims_not_computed_with_what_the_stored_runs_give()
 
 
 def test_figure_links_point_at_targets_of_the_chapter():
-    notebook = (NOTEBOOKS / f"{train_vs_test.CHAPTER}.md").read_text()
-    targets = set(re.findall(r"^\(([^)]+)\)=\n#+ ", notebook, re.M))
+    targets = set(chapter_targets(train_vs_test.CHAPTER))
     for link in train_vs_test.claims(found({"resnet18": WEAKER})).figure:
         page, _, target = link.partition("#")
         assert page == f"{train_vs_test.CHAPTER}.html" and target in targets, link

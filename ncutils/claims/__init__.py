@@ -3,10 +3,15 @@
 One module per book chapter (``ncutils/claims/<chapter>.py``, the chapter being
 ``notebooks/<chapter>.md``). A module defines
 
-- ``STUDY``: the study (``ncutils.studies``) whose runs its claims read, and
+- ``STUDY``: the study (``ncutils.studies``) whose runs its claims read,
 - ``claims(found: StudyResults) -> pd.DataFrame`` with the columns :data:`COLUMNS`: what the paper
   claims, the statistic computed from the runs, its verdict (one of :data:`VERDICTS`), and the figure
-  it was computed from, as a link (``figure_link``).
+  it was computed from, as a link (``figure_link``), and
+- ``accuracy_table(found: StudyResults) -> pd.DataFrame``: the accuracies of every run the chapter shows.
+
+The study's grid is ``found.configs`` (the stored and the missing runs' configs), not the table's
+string columns. The frames the chapter's figures draw (``ncutils.plots``) are built here too, so every
+verdict comes from the numbers shown.
 
 The chapter shows its own rows under "What holds at this scale"; the claims page shows every
 chapter's rows (:func:`all_claims`). Nothing here is typed in: a claim whose runs are not stored yet
@@ -41,18 +46,49 @@ def table(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def as_html(claims: pd.DataFrame):
-    """A chapter's claims table for the book: verdicts coloured, each figure a link to its section."""
+STYLE = ("<style>.claims td, .claims th {vertical-align: top; text-align: left; padding: 4px 6px;}"
+         " .claims .chapter th {background: #eef1f5; font-size: 1.05em;}"
+         " .claims td.verdict {white-space: nowrap; font-weight: bold;}</style>")
+
+
+def as_html(claims: pd.DataFrame, labels: dict[str, str] | None = None,
+            titles: dict[str, tuple[str, bool]] | None = None):
+    """A claims table for the book: verdicts coloured, each figure a link to its section, named by
+    ``labels`` ({link: the section's heading}; else by its target).
+
+    With ``titles`` ({chapter: (title, whether the book has the page)}), the rows of a table with a
+    ``chapter`` column are grouped under each chapter's title and tally of verdicts; a chapter outside
+    the book is named without links.
+    """
     from IPython.display import HTML
 
+    labels = labels or {}
     rows = ["<tr><th>claim</th><th>statistic</th><th>verdict</th><th>figure</th></tr>"]
-    for r in claims.itertuples():
-        link = r.figure if isinstance(r.figure, str) else ""
-        figure = f'<a href="{html.escape(link)}">{html.escape(link.partition("#")[2] or link)}</a>' if link else ""
-        rows.append(f"<tr><td>{html.escape(r.claim)}</td><td>{html.escape(str(r.statistic))}</td>"
-                    f'<td style="white-space: nowrap; font-weight: bold; color: {VERDICT_COLOURS[r.verdict]}">'
-                    f"{r.verdict}</td><td>{figure}</td></tr>")
-    return HTML('<table class="claims" style="text-align: left; vertical-align: top">' + "".join(rows) + "</table>")
+    grouped = titles is not None and "chapter" in claims
+    for chapter, group in claims.groupby("chapter", sort=False) if grouped else [(None, claims)]:
+        linked = True
+        if grouped:
+            title, linked = titles.get(chapter, (chapter, False))
+            name = f'<a href="{chapter}.html">{html.escape(title)}</a>' if linked else html.escape(title)
+            tally = ", ".join(f"{(group.verdict == v).sum()} {v}" for v in VERDICTS)
+            rows.append(f'<tr class="chapter"><th colspan="4">{name} &mdash; {tally}</th></tr>')
+        for r in group.itertuples():
+            link = r.figure if isinstance(r.figure, str) else ""
+            text = html.escape(labels.get(link, link.partition("#")[2] or link))
+            figure = f'<a href="{html.escape(link)}">{text}</a>' if link and linked else text
+            rows.append(f"<tr><td>{html.escape(r.claim)}</td><td>{html.escape(str(r.statistic))}</td>"
+                        f'<td class="verdict" style="color: {VERDICT_COLOURS[r.verdict]}">{r.verdict}</td>'
+                        f"<td>{figure}</td></tr>")
+    return HTML(STYLE + '<table class="claims">' + "".join(rows) + "</table>")
+
+
+def verdict_counts(claims: pd.DataFrame, chapters: list[str]) -> pd.DataFrame:
+    """Claims per verdict of each chapter (rows in the order of ``chapters``), a total row and column."""
+    counts = pd.DataFrame({v: [(claims[claims.chapter == c].verdict == v).sum() for c in chapters] for v in VERDICTS},
+                          index=pd.Index(chapters, name="chapter"))
+    counts.loc["all chapters"] = counts.sum()
+    counts["claims"] = counts.sum(axis=1)
+    return counts
 
 
 def not_computed(claim: str, figure: str, why: str = "its runs are not stored yet") -> dict:

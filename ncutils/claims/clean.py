@@ -226,12 +226,15 @@ def _row(claim: str, figure: str, runs: Runs, needed: list[str], judge: Callable
 
 def study_models(found) -> dict[str, list[str]]:
     """Per dataset, the models of the study (stored or missing), ResNets then Swins, shallow to deep."""
-    pairs = {(c.dataset, c.model) for c, _ in found.missing}
-    if not found.summaries.empty:
-        pairs |= set(zip(found.summaries.dataset, found.summaries.model))
+    pairs = {(c.dataset, c.model) for c in found.configs}
     order = list(RESNETS + SWINS)
     models = sorted({m for _, m in pairs}, key=lambda m: (order.index(m) if m in order else len(order), m))
     return {d: [m for m in models if (d, m) in pairs] for d in sorted({d for d, _ in pairs})}
+
+
+def accuracy_table(found) -> pd.DataFrame:
+    """Every run's accuracies and whether it reached the terminal phase."""
+    return frames.run_table(found.summaries)
 
 
 def dataset_claims(name: str, models: list[str], runs: Runs) -> list[dict]:

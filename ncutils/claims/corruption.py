@@ -45,9 +45,7 @@ def level(corruption: str) -> int:
 
 def settings(found: StudyResults) -> list[tuple[str, str]]:
     """(model, corruption name) of the study's corrupted runs, stored or not, in the order of the figures."""
-    runs = [(c.model, c.corruption) for c, _ in found.missing]
-    runs += list(zip(found.summaries["model"], found.summaries["corruption"]))
-    pairs = {(m, parse_corruption(c).name) for m, c in runs if c != "clean"}
+    pairs = {(c.model, parse_corruption(c.corruption).name) for c in found.configs if c.corruption != "clean"}
     models = list(RESNETS + SWINS)
     return sorted(pairs, key=lambda p: (list(SHORT).index(p[1]), family(p[0]) == "swin", models.index(p[0])))
 
@@ -60,17 +58,21 @@ def of_setting(frame: pd.DataFrame, model: str, name: str) -> pd.DataFrame:
     return rows.assign(level=rows.corruption.map(level).astype(int))
 
 
-def stored_levels(summaries: pd.DataFrame, model: str, name: str) -> list[int]:
+def _levels(configs, model: str, name: str) -> list[int]:
+    """The paper's levels of ``model`` under ``name`` (0 = its clean run) among ``configs``."""
+    return sorted({level(c.corruption) for c in configs if c.model == model
+                   and (c.corruption == "clean" or parse_corruption(c.corruption).name == name)})
+
+
+def stored_levels(found: StudyResults, model: str, name: str) -> list[int]:
     """The paper's levels of ``model`` under ``name`` whose runs are stored."""
-    return sorted(set(of_setting(summaries, model, name).level))
+    return _levels(found.stored, model, name)
 
 
 def study_levels(found: StudyResults, model: str, name: str) -> list[int]:
     """The paper's levels the study runs for ``model`` under ``name`` (stored or not; 0 = its clean run).
     The paper runs every level; below its scale the deeper models run one (``studies.DEPTH_LEVEL``)."""
-    missing = [c.corruption for c, _ in found.missing if c.model == model]
-    frame = pd.DataFrame({"model": model, "corruption": missing})
-    return sorted(set(of_setting(frame, model, name).level) | set(stored_levels(found.summaries, model, name)))
+    return _levels(found.configs, model, name)
 
 
 def trained_rows(metrics: pd.DataFrame, measure: str, model: str, name: str) -> pd.DataFrame:
@@ -112,6 +114,19 @@ def accuracy_rows(summaries: pd.DataFrame, model: str, name: str) -> pd.DataFram
     return pd.concat([pd.DataFrame({"model": model, "corruption": name, "level": frame.level,
                                     "test inputs": inputs, "accuracy": values})
                       for inputs, values in (("corrupted", frame.test_acc), ("clean", clean))], ignore_index=True)
+
+
+def accuracy_table(found: StudyResults) -> pd.DataFrame:
+    """Every run's accuracies on the inputs of its level and on their clean originals (at level 0 the same),
+    and whether it reached the terminal phase on the inputs it trained with."""
+    summary = found.summaries
+    table = summary.assign(level=summary.corruption.map(level)).reindex(
+        columns=["model", "size", "corruption", "level", "train_acc", "train_acc_clean_inputs", "test_acc",
+                 "test_acc_clean_inputs"])
+    for column in ("train_acc", "test_acc"):
+        table[f"{column}_clean_inputs"] = table[f"{column}_clean_inputs"].fillna(table[column])
+    table["terminal phase"] = table.train_acc >= TERMINAL
+    return table.sort_values(["model", "level", "corruption"])
 
 
 # --- verdicts ---------------------------------------------------------------------------------------
@@ -157,7 +172,7 @@ def setting_claims(found: StudyResults, model: str, name: str) -> list[dict]:
              "(1) the memorization ratio first falls over the initial layers, then rises (minimum at an inner layer)",
              "(1) probe accuracy on clean test data differs more between levels in the last layers than in the first",
              "(1) the last layer's probe accuracy on clean test data falls as the level rises"]
-    stored, levels = stored_levels(found.summaries, model, name), study_levels(found, model, name)
+    stored, levels = stored_levels(found, model, name), study_levels(found, model, name)
     if stored != levels:
         why = f"levels stored: {stored or 'none'} of {levels}; the others are not stored yet"
         return [not_computed(prefix + text, figure, why) for text in texts]
@@ -190,7 +205,7 @@ def setting_claims(found: StudyResults, model: str, name: str) -> list[dict]:
 def _complete(found: StudyResults, name: str, which: str) -> tuple[list[str], list[str]]:
     """(models of family ``which`` the study runs under ``name``, those with every level it runs stored)."""
     models = [m for m, n in settings(found) if n == name and family(m) == which]
-    return models, [m for m in models if stored_levels(found.summaries, m, name) == study_levels(found, m, name)]
+    return models, [m for m in models if stored_levels(found, m, name) == study_levels(found, m, name)]
 
 
 def _shared_levels(curves: dict[str, dict]) -> list[int]:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import frames
+from ..studies import PACS
 from . import figure_link, not_computed, table
 
 STUDY = "domain"
@@ -30,6 +31,19 @@ def target_rows(metrics: pd.DataFrame, measure: str) -> pd.DataFrame:
     rows = frames.layer_rows(shifted.assign(source=shifted.dataset, dataset=shifted.eval_data), measure,
                             split="test")
     return rows.assign(source=rows.source.str.partition(":")[2], target=rows.eval_data.str.partition(":")[2])
+
+
+def accuracy_table(found) -> pd.DataFrame:
+    """Per source model: its training images and accuracy, whether it reached the terminal phase, and its
+    own classifier's test accuracy on each domain without adaptation (the diagonal: its own test split)."""
+    summary = found.summaries
+    runs = summary.assign(source=summary.dataset.str.partition(":")[2]).set_index("source")
+    accuracy = pd.DataFrame({d: runs.reindex(columns=[f"test_acc_{d}"]).iloc[:, 0] for d in PACS})
+    for source in runs.index:
+        accuracy.loc[source, source] = runs.test_acc[source]
+    table = pd.concat([runs[["num_train", "train_acc"]], accuracy.add_prefix("test on ")], axis=1)
+    table["terminal phase"] = frames.terminal_phase(table)
+    return table
 
 
 def spearman(a, b) -> float:

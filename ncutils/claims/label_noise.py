@@ -58,6 +58,14 @@ def memorization_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+def accuracy_table(found) -> pd.DataFrame:
+    """Every run's noise rate and accuracies: on the labels it trained with, on the true ones, on the test set."""
+    columns = ["model", "noise", "noise_rate", "train_acc", "train_acc_clean_labels", "test_acc"]
+    table = found.summaries.reindex(columns=columns).copy()
+    table["noise_rate"] = table.noise_rate.fillna(0.0)
+    return table
+
+
 def _curves(rows: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
     """Per (model, noise): ``value`` indexed by layer number."""
     rows = rows.sort_values("layer number")
@@ -161,9 +169,7 @@ def _row(claim: str, figure: str, stored: set[str], needed: list[str], judge: Ca
 
 def study_runs(found) -> dict[str, list[str]]:
     """Per model of the study, ResNets then Swins, shallow to deep: its noise settings (stored or missing)."""
-    pairs = {(c.model, c.noise) for c, _ in found.missing}
-    if not found.summaries.empty:
-        pairs |= set(zip(found.summaries.model, found.summaries.noise))
+    pairs = {(c.model, c.noise) for c in found.configs}
     order, noises = list(RESNETS + SWINS), ("clean",) + NOISY
     models = sorted({m for m, _ in pairs}, key=lambda m: (order.index(m) if m in order else len(order), m))
     return {m: [n for n in noises if (m, n) in pairs] for m in models}

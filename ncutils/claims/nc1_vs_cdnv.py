@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..frames import layer_rows
+from ..frames import layer_rows, run_table
 from ..results import StudyResults
 from . import figure_link, not_computed, table
 
@@ -52,8 +52,23 @@ def curves(metrics: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
                                                 for v in c.values())}
 
 
+def accuracy_table(found: StudyResults) -> pd.DataFrame:
+    """Every run's accuracies and whether it reached the terminal phase."""
+    return run_table(found.summaries)
+
+
 STATISTICS = (("number of increases along the depth", increases, "d"),
               ("excess variation of log10 values (decades)", excess_variation, ".2f"))
+
+
+def stability(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per run, both statistics of both measures (0 = a monotone curve)."""
+    per_run = {} if metrics.empty else curves(metrics)
+    names = {"cdnv_sum": "CDNV", "nc1": "NC1"}
+    rows = [{"run": run, **{f"{name}: {names[m]}": fn(values) for name, fn, _ in STATISTICS
+                            for m, values in by_measure.items()}} for run, by_measure in per_run.items()]
+    return pd.DataFrame(rows, columns=["run"] + [f"{name}: {names[m]}" for name, _, _ in STATISTICS
+                                                 for m in MEASURES]).set_index("run")
 
 
 def compare(cdnv: dict[str, float], nc1: dict[str, float]) -> str:

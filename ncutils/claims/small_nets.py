@@ -24,21 +24,35 @@ NC4_ZERO = 0.01  # NC4 at most this: the network's decision is the nearest class
 ORDER = {"mlp": 0, "vgg11": 1, "resnet18": 2}
 
 
-def activation(size: str) -> str:
-    """The activation of a run from its ``size`` column (``"activation=tanh,width=16"``; relu by default)."""
-    fields = dict(part.split("=", 1) for part in size.split(",") if "=" in part)
-    return fields.get("activation", "relu")
+def activation(config) -> str:
+    """The activation of a run's config (ReLU unless its size sets another)."""
+    return dict(config.size).get("activation", "relu")
 
 
-def curves(metrics: pd.DataFrame, measure: str) -> dict[tuple[str, str, str, bool], np.ndarray]:
+def runs(found: StudyResults) -> dict[str, tuple[str, str, str, bool]]:
+    """{key: (model, dataset, activation, trained)} of every stored run."""
+    return {c.key(): (c.model, c.dataset, activation(c), c.epochs > 0) for c in found.stored}
+
+
+def curves(found: StudyResults, measure: str) -> dict[tuple[str, str, str, bool], np.ndarray]:
     """{(model, dataset, activation, trained): values of ``measure`` by layer} (train split, flat features)."""
-    rows = layer_rows(metrics, measure)
-    out = {}
-    for (model, dataset, size, epochs), run in rows.groupby(["model", "dataset", "size", "epochs"]):
+    if found.metrics.empty:
+        return {}
+    stored, out = runs(found), {}
+    for key, run in layer_rows(found.metrics, measure).groupby("key"):
         values = run.sort_values("layer number").value.to_numpy(dtype=float)
         if len(values) >= 2 and np.all(np.isfinite(values)):
-            out[(model, dataset, activation(size), epochs > 0)] = values
+            out[stored[key]] = values
     return out
+
+
+def accuracy_table(found: StudyResults) -> pd.DataFrame:
+    """Every run's accuracies with its activation, and whether a trained run reached the terminal phase."""
+    summary, stored = found.summaries, runs(found)
+    table = summary.assign(activation=summary.key.map(lambda k: stored[k][2]))
+    table = table[["model", "size", "activation", "dataset", "epochs", "train_acc", "test_acc"]].copy()
+    table["terminal phase"] = (table.train_acc >= TERMINAL) & (table.epochs > 0)
+    return table.sort_values(["dataset", "model", "activation", "epochs"])
 
 
 def first_half_share(values: np.ndarray) -> float:
@@ -89,11 +103,9 @@ def _pairs(values: dict) -> list[tuple]:
 
 
 def claims(found: StudyResults) -> pd.DataFrame:
-    metrics = found.metrics
-    absent = [(c.model, c.dataset, dict(c.size).get("activation", "relu"), c.epochs > 0) for c, _ in found.missing]
+    absent = [(c.model, c.dataset, activation(c), c.epochs > 0) for c, _ in found.missing]
     absent_trained = [k for k in absent if k[3]]  # for the claims that read trained runs only
-    empty = metrics.empty
-    nc1, angle, norms, nc4 = ({} if empty else curves(metrics, m) for m in ("nc1", "max_angle", "equal_norms", "nc4"))
+    nc1, angle, norms, nc4 = (curves(found, m) for m in ("nc1", "max_angle", "equal_norms", "nc4"))
     trained = {k: v for k, v in nc1.items() if k[3]}
     rows = []
 
@@ -147,7 +159,8 @@ def claims(found: StudyResults) -> pd.DataFrame:
                      "model/activation pairs trained on both datasets", absent_trained))
     summary = found.summaries
     done = summary[summary.epochs > 0] if not summary.empty else summary
-    terminal = {(r.model, r.dataset, activation(r.size)): (r.train_acc >= TERMINAL, f"train acc {r.train_acc:.3f}")
+    stored = runs(found)
+    terminal = {stored[r.key][:3]: (r.train_acc >= TERMINAL, f"train acc {r.train_acc:.3f}")
                 for r in done.itertuples()}
     rows.append(_row(f"every trained run reached the terminal phase (train accuracy >= {TERMINAL:.0%})",
                      "small-nets-accuracy", terminal, "trained runs", absent_trained, every=True))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..frames import TERMINAL, layer_rows
+from ..frames import TERMINAL, layer_rows, run_table
 from ..results import StudyResults
 from . import figure_link, not_computed, table
 
@@ -41,6 +41,11 @@ def gap_rows(metrics: pd.DataFrame, measure: str) -> pd.DataFrame:
     else:
         both["value"] = both.test - both.train
     return both
+
+
+def accuracy_table(found: StudyResults) -> pd.DataFrame:
+    """Every run's accuracies and whether it reached the terminal phase."""
+    return run_table(found.summaries)
 
 
 def thirds(values: np.ndarray) -> tuple[float, float]:

@@ -21,11 +21,18 @@ TABLE = figure_link("vgg_vit", "vgg-vit-accuracy")
 R2_GEOMETRIC = 0.9  # R^2 of the log-linear fit at or above which a decay counts as (near) geometric
 
 
+def log_linear_line(values) -> tuple[float, float]:
+    """Slope (decades per layer) and intercept of the least-squares line through log10(values) vs 1, 2, ..."""
+    y = np.log10(np.asarray(values, float))
+    slope, intercept = np.polyfit(np.arange(1, len(y) + 1, dtype=float), y, 1)
+    return float(slope), float(intercept)
+
+
 def log_linear_fit(values) -> tuple[float, float]:
-    """Slope (decades per layer) and R^2 of a least-squares line through log10(values) vs 1, 2, ..."""
+    """Slope (decades per layer) and R^2 of the line of :func:`log_linear_line`."""
     y = np.log10(np.asarray(values, float))
     x = np.arange(1, len(y) + 1, dtype=float)
-    slope, intercept = np.polyfit(x, y, 1)
+    slope, intercept = log_linear_line(values)
     residual = y - (slope * x + intercept)
     total = ((y - y.mean()) ** 2).sum()
     return float(slope), float(1 - (residual ** 2).sum() / total) if total > 0 else float("nan")
@@ -46,6 +53,11 @@ def curves(metrics: pd.DataFrame, models, measure: str = "cdnv_sum") -> dict[str
     rows = frames.layer_rows(metrics[metrics.model.isin(models)], measure)
     return {m: rows[rows.model == m].sort_values("layer number").value.to_numpy()
             for m in models if (rows.model == m).any()}
+
+
+def accuracy_table(found) -> pd.DataFrame:
+    """Every run's accuracies, recipe and whether it reached the terminal phase."""
+    return frames.run_table(found.summaries, ("model", "size", "recipe", "n_per_class", "train_acc", "test_acc"))
 
 
 def _all_or_most(flags) -> str:

@@ -1,0 +1,103 @@
+"""Checks a chapter's parameters (types and values) before anything is loaded or trained; a wrong one fails
+in one line.
+
+``papermill -p compute false`` passes the string ``'false'``, which Python takes as true: without this
+check a chapter would train its missing runs (hours at the cpu scale).
+"""
+from __future__ import annotations
+
+import numbers
+import os
+from collections.abc import Callable
+
+from ..corruptions import SEVERITY_PARAMETERS
+from ..domains import parse_domain
+from ..noise import CIFAR10N_KINDS
+from ..scales import SCALES
+
+PAPER_LEVELS = (0, 1, 2, 3)  # clean, then CIFAR-10-C severities 1, 3, 5
+
+
+class ParameterError(ValueError):
+    """A chapter parameter of the wrong type or value; the message is one line naming it."""
+
+
+def _fail(name: str, value, expected: str):
+    raise ParameterError(f"parameter {name} = {value!r} ({type(value).__name__}): expected {expected}")
+
+
+def boolean(name: str, value) -> None:
+    if not isinstance(value, bool):
+        _fail(name, value, f"True or False (papermill: -p {name} False, capitalised; -p {name} false "
+                           "passes a string, which Python takes as true)")
+
+
+def one_of(valid) -> Callable:
+    def check(name: str, value) -> None:
+        if not isinstance(value, str) or value not in valid:
+            _fail(name, value, f"one of {', '.join(valid)}")
+    return check
+
+
+def integer(minimum: int) -> Callable:
+    def check(name: str, value) -> None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            _fail(name, value, f"an integer >= {minimum}")
+    return check
+
+
+def names(valid, what: str) -> Callable:
+    """A list of names (or numbers) each in ``valid``."""
+    def check(name: str, value) -> None:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+            _fail(name, value, f"a non-empty list of {what}: {', '.join(map(str, valid))}")
+        unknown = [v for v in value if isinstance(v, bool) or v not in valid]
+        if unknown:
+            _fail(name, value, f"known {what} only (unknown: {', '.join(map(repr, unknown))}; "
+                               f"valid: {', '.join(map(str, valid))})")
+    return check
+
+
+def rates(name: str, value) -> None:
+    if (isinstance(value, str) or not isinstance(value, (list, tuple)) or not value
+            or not all(isinstance(r, numbers.Real) and not isinstance(r, bool) and 0 <= r <= 1 for r in value)):
+        _fail(name, value, "a non-empty list of rates in [0, 1]")
+
+
+def path_or_none(name: str, value) -> None:
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        _fail(name, value, "None or a directory path")
+
+
+def domain_shift(name: str, value) -> None:
+    try:
+        parse_domain(value)
+    except (ValueError, TypeError) as e:
+        _fail(name, value, f"a domain shift spec such as 'PACS:photo' ({str(e).splitlines()[0]})")
+
+
+# every chapter takes these two; its parameters cell may hold more (PARAMETERS)
+CHECKS: dict[str, Callable] = {"scale": one_of(tuple(SCALES)), "compute": boolean}
+PARAMETERS: dict[str, dict[str, Callable]] = {
+    "primer": {"num_classes": integer(2), "dim": integer(2), "per_class": integer(2), "steps": integer(2),
+               "seed": integer(0)},
+    "noise_and_shift": {"data_root": path_or_none, "seed": integer(0),
+                        "corruptions": names(tuple(SEVERITY_PARAMETERS), "CIFAR-10-C corruptions"),
+                        "paper_levels": names(PAPER_LEVELS, "paper levels"),
+                        "cifar10n_kinds": names(CIFAR10N_KINDS, "CIFAR-10N label sets"), "random_rates": rates,
+                        "domain": domain_shift, "probe_n_per_class": integer(1)},
+}
+
+
+def check_parameters(chapter: str, **params) -> dict:
+    """``params`` if each is of the chapter's parameters and has a valid type and value; otherwise a
+    one-line :class:`ParameterError` naming the first wrong one (before anything is loaded or trained)."""
+    valid = {**CHECKS, **PARAMETERS.get(chapter, {})}
+    absent = [name for name in CHECKS if name not in params]
+    if absent:
+        raise ParameterError(f"chapter {chapter} needs the parameters {', '.join(absent)}")
+    for name, value in params.items():
+        if name not in valid:
+            raise ParameterError(f"chapter {chapter} has no parameter {name!r}; its parameters: {', '.join(valid)}")
+        valid[name](name, value)
+    return params

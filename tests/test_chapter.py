@@ -1,0 +1,150 @@
+"""Chapters are thin and check their parameters: ncutils.chapter (open_chapter, check_parameters) and the
+notebooks that call it."""
+import ast
+
+import jupytext
+import pytest
+
+from ncutils import plots
+from ncutils.book import ChapterFailed, chapters, execute
+from ncutils.chapter import ParameterError, check_parameters, open_chapter
+from ncutils.chapter.pages import NOTEBOOKS, targets, title
+from ncutils.studies import RESNETS
+
+MAX_CODE_LINES = 30
+NOISE_AND_SHIFT = dict(data_root=None, seed=0, corruptions=["gaussian_noise"], paper_levels=[0, 1],
+                       cifar10n_kinds=["aggre"], random_rates=[0.2], domain="PACS:photo", probe_n_per_class=20)
+
+
+def code_cells(name: str) -> tuple[list[str], list[str]]:
+    """(the parameters cell, the other code cells) of chapter ``name``, as source text."""
+    notebook = jupytext.read(NOTEBOOKS / f"{name}.md")
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    parameters = [c.source for c in code if "parameters" in c.metadata.get("tags", [])]
+    return parameters, [c.source for c in code if "parameters" not in c.metadata.get("tags", [])]
+
+
+def lines_of_code(source: str) -> int:
+    """Lines that are neither blank nor comments (cell options such as ``:tags:`` are not in the source)."""
+    return sum(1 for line in source.splitlines() if line.strip() and not line.strip().startswith("#"))
+
+
+# --- the check ----------------------------------------------------------------------------------------
+
+def test_valid_parameters_pass():
+    assert check_parameters("clean", scale="cpu", compute=False) == {"scale": "cpu", "compute": False}
+    check_parameters("primer", scale="smoke", compute=True, num_classes=10, dim=64, per_class=100, steps=9, seed=0)
+    check_parameters("noise_and_shift", scale="paper", compute=False, **NOISE_AND_SHIFT)
+
+
+@pytest.mark.parametrize("value", ["false", "False", "0", 0, 1, None])
+def test_compute_must_be_a_bool(value):
+    with pytest.raises(ParameterError) as e:
+        check_parameters("clean", scale="cpu", compute=value)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(f"parameter compute = {value!r}") and "True or False" in message
+
+
+@pytest.mark.parametrize("value", ["gpu", "CPU", "", None, 1])
+def test_scale_must_be_a_known_one(value):
+    with pytest.raises(ParameterError, match=r"^parameter scale = .*: expected one of smoke, cpu, paper$"):
+        check_parameters("clean", scale=value, compute=False)
+
+
+@pytest.mark.parametrize("name,value,expected", [
+    ("corruptions", ["gaussian_noise", "fog_noise"], "unknown: 'fog_noise'"),
+    ("corruptions", "gaussian_noise", "a non-empty list"),
+    ("cifar10n_kinds", ["worst_labels"], "unknown: 'worst_labels'"),
+    ("paper_levels", [0, 4], "unknown: 4"),
+    ("random_rates", [0.2, 1.5], "rates in [0, 1]"),
+    ("domain", "PACS:moon", "a domain shift spec"),
+    ("seed", -1, "an integer >= 0"),
+    ("seed", True, "an integer >= 0"),
+    ("probe_n_per_class", "20", "an integer >= 1"),
+    ("data_root", 3, "None or a directory path"),
+])
+def test_unknown_names_and_wrong_values_fail_in_one_line(name, value, expected):
+    with pytest.raises(ParameterError) as e:
+        check_parameters("noise_and_shift", scale="cpu", compute=False, **{**NOISE_AND_SHIFT, name: value})
+    assert "\n" not in str(e.value) and str(e.value).startswith(f"parameter {name} = ") and expected in str(e.value)
+
+
+def test_unknown_parameters_and_chapters_are_refused():
+    with pytest.raises(ParameterError, match="chapter clean has no parameter 'scael'"):
+        check_parameters("clean", scale="cpu", compute=False, scael="cpu")
+    with pytest.raises(ParameterError, match="chapter clean needs the parameters compute"):
+        check_parameters("clean", scale="cpu")
+    with pytest.raises(ParameterError, match="unknown chapter 'cleann'"):
+        open_chapter("cleann", scale="cpu", compute=False)
+
+
+# --- the notebooks ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", chapters())
+def test_each_chapter_is_thin(name):
+    """At most MAX_CODE_LINES lines of code outside the parameters cell, and no function or class of its own
+    (the package holds them)."""
+    parameters, cells = code_cells(name)
+    assert len(parameters) == 1, f"{name} has {len(parameters)} parameters cells"
+    lines = sum(lines_of_code(c) for c in cells)
+    assert lines <= MAX_CODE_LINES, f"{name} has {lines} lines of code outside its parameters cell"
+    defined = [n.name for c in cells for n in ast.walk(ast.parse(c))
+               if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    assert not defined, f"{name} defines {defined}: move them to the package"
+
+
+@pytest.mark.parametrize("name", chapters())
+def test_each_chapter_checks_its_parameters_first(name):
+    """The first code cell after the parameters calls open_chapter (which checks every parameter of the
+    parameters cell) before any other statement but imports."""
+    parameters, cells = code_cells(name)
+    statements = [s for s in ast.parse(cells[0]).body if not isinstance(s, (ast.Import, ast.ImportFrom))]
+    call = statements[0].value if isinstance(statements[0], (ast.Assign, ast.Expr)) else None
+    assert isinstance(call, ast.Call) and getattr(call.func, "id", None) == "open_chapter", (
+        f"{name}: the first statement after the imports is not open_chapter(...)")
+    assert call.args and call.args[0].value == name
+    passed = {k.arg for k in call.keywords}
+    declared = {t.id for s in ast.parse(parameters[0]).body if isinstance(s, ast.Assign) for t in s.targets}
+    assert passed == declared, f"{name}: open_chapter checks {sorted(passed)}, the parameters cell has {sorted(declared)}"
+
+
+def test_every_chapter_refuses_compute_false_before_loading_anything(tmp_path, monkeypatch):
+    """``papermill -p compute false`` passes a string: each chapter stops in its first cell after the
+    parameters (cell 3: parameters, injected parameters, then it) with the one-line message; nothing is
+    trained or stored."""
+    results = tmp_path / "results"
+    monkeypatch.setenv("NCUTILS_RESULTS", str(results))
+    monkeypatch.setenv("NCUTILS_CACHE", str(tmp_path / "cache"))
+    for name in chapters():
+        with pytest.raises(ChapterFailed) as e:
+            execute(name, "cpu", "false", book=tmp_path)
+        message = str(e.value)
+        assert message.startswith(f"notebook {name}.md failed in cell 3: ParameterError: parameter compute = "
+                                  "'false' (str): expected True or False"), message
+        assert "\n" not in message
+    assert not results.exists() or not any(results.rglob("*")), "a chapter stored results"
+
+
+def test_every_figure_target_is_before_a_heading():
+    for name in chapters():
+        for target, heading in targets(name).items():
+            assert heading.strip() and target == target.lower(), (name, target)
+    assert title("clean").startswith("Clean data")
+
+
+# --- a chapter with nothing stored ---------------------------------------------------------------------
+
+def test_a_chapter_with_no_stored_runs_says_what_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NCUTILS_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("NCUTILS_CACHE", str(tmp_path / "cache"))
+    chapter = open_chapter("clean", scale="smoke", compute=False)
+    assert "python -m ncutils sweep clean --scale smoke" in chapter.status_message()
+    assert chapter.accuracy_table() is None
+    assert set(chapter.claims.verdict) == {"not computed"}
+    assert "not computed" in chapter.claims_html().data
+    plots.family_figure(chapter.metrics, RESNETS, [plots.CDNV, plots.NC2], "ResNets", chapter.note)
+    assert "no stored runs of resnet18" in capsys.readouterr().out
+    page = open_chapter("claims", scale="smoke", compute=False)
+    assert page.verdict_counts().loc["all chapters", "not computed"] == len(page.claims) > 0
+    html = page.claims_html().data
+    assert '<a href="clean.html">' in html and "Figure 1 and 5: ResNets, layer by layer" in html
