@@ -1,4 +1,5 @@
-"""Re-running a stored cpu-scale config on this kind of machine reproduces its stored metrics.
+"""Re-running a stored cpu-scale config reproduces its stored metrics: to float64 round-off on the kind of
+CPU that stored it, and to a stated tolerance on another kind.
 
 The run is recomputed from nothing (training included) into a temporary store, in a fresh process
 with the stored run's torch thread count, and compared with the committed results.
@@ -20,6 +21,10 @@ CONFIG = RunConfig.at_scale("mlp", "fashion-mnist", "cpu", recipe="parker")
 # bf16 autocast and threaded reductions are deterministic for a fixed thread count on one kind of
 # CPU, so the same seed gives the same numbers up to float64 round-off in the metrics.
 RTOL = 1e-6
+# On another kind of CPU the same seed gives slightly different numbers: bf16 autocast is native on one
+# (AVX-512 BF16) and emulated on another (AVX2), which rounds some products differently. Measured: the
+# committed run recomputed on an AVX2 AMD EPYC differs by about 5e-4 (relative) in its metrics.
+ACROSS_CPUS_RTOL = 1e-2
 
 
 def test_a_stored_cpu_run_is_reproduced(cifar_root, tmp_path):
@@ -33,7 +38,15 @@ def test_a_stored_cpu_run_is_reproduced(cifar_root, tmp_path):
     keys = ["eval_data", "split", "inputs", "labels", "features", "layer", "measure"]
     both = stored.metrics.merge(again.metrics, on=keys, suffixes=("_stored", "_again"), validate="one_to_one")
     assert len(both) == len(stored.metrics) == len(again.metrics) > 0
-    np.testing.assert_allclose(both.value_again, both.value_stored, rtol=RTOL, atol=1e-12)
+    same_kind = again.provenance["device"] == stored.provenance["device"]
+    rtol = RTOL if same_kind else ACROSS_CPUS_RTOL
+    np.testing.assert_allclose(both.value_again, both.value_stored, rtol=rtol, atol=1e-12)
     pd.testing.assert_frame_equal(stored.train_log.drop(columns=["images_per_s", "seconds"]),
-                                  again.train_log.drop(columns=["images_per_s", "seconds"]), rtol=RTOL)
-    assert again.summary == stored.summary
+                                  again.train_log.drop(columns=["images_per_s", "seconds"]), rtol=rtol)
+    if same_kind:
+        assert again.summary == stored.summary
+    else:  # accuracies within one image of every evaluated set
+        assert again.summary.keys() == stored.summary.keys()
+        for key, value in stored.summary.items():
+            assert abs(again.summary[key] - value) <= (1 / min(stored.summary["num_test"], stored.summary["num_train"])
+                                                       if key.endswith("acc") else 0), key

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from ..corruptions import SEVERITY_PARAMETERS
 from ..domains import parse_domain
+from ..models import model_names
 from ..noise import CIFAR10N_KINDS
 from ..scales import SCALES
 
@@ -64,6 +65,18 @@ def rates(name: str, value) -> None:
         _fail(name, value, "a non-empty list of rates in [0, 1]")
 
 
+def model_specs(name: str, value) -> None:
+    """A list of model names for :func:`ncutils.zoo.make_model`: registry names, ``torchvision:NAME``,
+    ``timm:NAME`` or ``package.module:callable``."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        _fail(name, value, "a non-empty list of model names (e.g. ['torchvision:resnet18', 'timm:convnext_atto'])")
+    bad = [v for v in value if not isinstance(v, str) or not v.strip()
+           or (":" not in v and v not in model_names()) or v.endswith(":")]
+    if bad:
+        _fail(name, value, f"registry names ({', '.join(model_names())}), torchvision:NAME, timm:NAME or "
+                           f"package.module:callable (not: {', '.join(map(repr, bad))})")
+
+
 def path_or_none(name: str, value) -> None:
     if value is not None and not isinstance(value, (str, os.PathLike)):
         _fail(name, value, "None or a directory path")
@@ -81,6 +94,7 @@ CHECKS: dict[str, Callable] = {"scale": one_of(tuple(SCALES)), "compute": boolea
 PARAMETERS: dict[str, dict[str, Callable]] = {
     "primer": {"num_classes": integer(2), "dim": integer(2), "per_class": integer(2), "steps": integer(2),
                "seed": integer(0)},
+    "measure_your_model": {"models": model_specs},
     "noise_and_shift": {"data_root": path_or_none, "seed": integer(0),
                         "corruptions": names(tuple(SEVERITY_PARAMETERS), "CIFAR-10-C corruptions"),
                         "paper_levels": names(PAPER_LEVELS, "paper levels"),
