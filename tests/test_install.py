@@ -1,6 +1,7 @@
 """ncutils installed from its wheel (not editable) works outside the repository and never writes into the
 installed package: `profile` measures a model, `run` keeps its store and cache in the user-level home."""
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,12 @@ def installed(tmp_path_factory):
     """The wheel built from this checkout, installed (without dependencies: the test's environment has them)
     into a fresh folder; returns (site folder, environment running Python from it, a working directory)."""
     tmp = tmp_path_factory.mktemp("install")
+    source = tmp / "source"  # a copy: building in the checkout would leave build/ in it
+    shutil.copytree(REPO / "ncutils", source / "ncutils", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp / "dist"), str(REPO)], check=True, capture_output=True)
+                    str(tmp / "dist"), str(source)], check=True, capture_output=True)
     wheel = next((tmp / "dist").glob("ncutils-*.whl"))
     site = tmp / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],

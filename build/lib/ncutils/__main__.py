@@ -1,4 +1,0 @@
-"""``python -m ncutils``: the command line (:mod:`ncutils.cli`)."""
-from .cli import main
-
-main()
