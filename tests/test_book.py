@@ -5,7 +5,7 @@ import nbformat
 import pytest
 
 from ncutils.book import BOOK, ChapterFailed, build, chapters, execute
-from ncutils.data import REPO_ROOT
+from ncutils.paths import PACKAGE_PARENT as REPO_ROOT
 from test_html import ARTIFACTS, chromium, save_screenshot, site_problems
 
 # Jupyter Book 1's sphinx-thebe adds its inline configuration script twice under Sphinx 7 (inline
