@@ -5,6 +5,9 @@ import nbformat
 import pytest
 
 from ncutils.book import BOOK, ChapterFailed, build, chapters, execute
+from ncutils.store import Store
+from ncutils.studies import study_configs
+from ncutils.sweep import run_local
 from ncutils.paths import PACKAGE_PARENT as REPO_ROOT
 from test_html import ARTIFACTS, chromium, save_screenshot, site_problems
 
@@ -20,6 +23,10 @@ def smoke_book(cifar_root, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NCUTILS_RESULTS", str(tmp / "results"))  # smoke runs stay out of data/results
         mp.setenv("NCUTILS_CACHE", str(tmp / "cache"))
+        # every run of the book computed first by a sweep of two one-thread workers (the machine's two
+        # cores), then the chapters executed (compute=True: anything the sweep missed is computed there)
+        report = run_local(study_configs("all_runs", "smoke"), store=Store(), workers=2, progress=False)
+        assert not report.failed, report
         index = build(scale="smoke", compute=True)
     assert index.exists()
     return BOOK / "_build" / "html"
