@@ -109,6 +109,7 @@ CHANGES = {  # one change of every field that changes the numbers
     "epochs": {"epochs": 3}, "recipe": {"recipe": "parker"}, "batch_size": {"batch_size": 64}, "seed": {"seed": 1},
     "image_size": {"image_size": 16}, "precision": {"precision": "fp32"},
     "probe": {"probe": False}, "probe_epochs": {"probe_epochs": 2}, "features": {"features": ("flat", "pooled")},
+    "probe_method": {"probe_method": "converged"},
 }
 
 

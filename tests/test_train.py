@@ -80,7 +80,7 @@ def test_cli_train_goes_through_the_store_and_resumes_after_kill(tmp_path, cifar
     epochs = 8
     command, env, whole = _cli_train(tmp_path, "whole", epochs)
     first = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
-    assert first.startswith("computed: resnet18[width=4] cifar10 seed=0 epochs=8")  # the smoke scale's sizes
+    assert first.startswith("computed: resnet18[width=4] cifar10 precision=fp32 seed=0 epochs=8")  # the smoke scale's
     again = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
     assert again.startswith("stored: ") and again.splitlines()[2:] == first.splitlines()[2:]  # read, not retrained
     command, env, killed = _cli_train(tmp_path, "killed", epochs)
