@@ -38,6 +38,7 @@ from ncutils.results import MissingResults, results
 from ncutils.store import Store
 from ncutils.studies import study_configs
 from ncutils.train import DamagedCheckpointWarning, TrainConfig, atomic_save, train
+from test_runs import _ask_counting_trainings  # the same counting worker as test_runs' concurrency test
 
 THREADS = 1
 
@@ -240,28 +241,11 @@ def test_a_killed_sweep_leaves_no_worker(tmp_path):
                     os.kill(pid, signal.SIGKILL)
 
 
-def _count_trainings(config: dict, root: str, cache: str, marker: str, barrier, outcomes) -> None:
-    """Ask a store for a run, appending a line to ``marker`` whenever a training starts."""
-    torch.set_num_threads(THREADS)
-    import ncutils.experiment as experiment
-
-    train_once = experiment.train
-
-    def counting_train(*args, **kwargs):
-        with open(marker, "a") as f:
-            f.write(f"{os.getpid()}\n")
-        return train_once(*args, **kwargs)
-
-    experiment.train = counting_train
-    barrier.wait()
-    outcomes.put(Store(root, cache).ensure(RunConfig.from_dict(config), progress=False))
-
-
 def test_two_writers_sharing_a_store_with_separate_caches_train_once(tmp_path, cifar_root):
     config, marker = tiny(seed=43), tmp_path / "trainings"
     ctx = multiprocessing.get_context("spawn")
     barrier, outcomes = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_count_trainings, args=(config.to_dict(), str(tmp_path / "results"),
+    procs = [ctx.Process(target=_ask_counting_trainings, args=(config.to_dict(), str(tmp_path / "results"),
                                                         str(tmp_path / f"cache-{i}"), str(marker), barrier, outcomes))
              for i in range(2)]
     for p in procs:
