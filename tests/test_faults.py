@@ -38,7 +38,7 @@ from ncutils.results import MissingResults, results
 from ncutils.store import Store
 from ncutils.studies import study_configs
 from ncutils.train import DamagedCheckpointWarning, TrainConfig, atomic_save, train
-from test_runs import _ask_counting_trainings  # the same counting worker as test_runs' concurrency test
+from test_runs import race  # two processes asking for one run at once, as in test_runs
 
 THREADS = 1
 
@@ -243,17 +243,8 @@ def test_a_killed_sweep_leaves_no_worker(tmp_path):
 
 def test_two_writers_sharing_a_store_with_separate_caches_train_once(tmp_path, cifar_root):
     config, marker = tiny(seed=43), tmp_path / "trainings"
-    ctx = multiprocessing.get_context("spawn")
-    barrier, outcomes = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_ask_counting_trainings, args=(config.to_dict(), str(tmp_path / "results"),
-                                                        str(tmp_path / f"cache-{i}"), str(marker), barrier, outcomes))
-             for i in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=300)
-    assert [p.exitcode for p in procs] == [0, 0]
-    assert sorted(outcomes.get(timeout=5) for _ in procs) == ["computed", "stored"]
+    caches = [tmp_path / f"cache-{i}" for i in range(2)]
+    assert race(config, tmp_path / "results", caches, marker) == ["computed", "stored"]
     assert len(marker.read_text().split()) == 1, "the run was trained once per cache"
     assert Store(tmp_path / "results", tmp_path / "cache-0").status(config) == "stored"
     assert (tmp_path / "results" / "runs" / ".locks").is_dir(), "the lock is not beside the results"

@@ -342,18 +342,23 @@ def _ask_counting_trainings(config: dict, root: str, cache: str, marker: str, ba
     outcomes.put(Store(root, cache).ensure(RunConfig.from_dict(config), progress=False))
 
 
-def test_two_concurrent_requests_train_once(tmp_path, threads, cifar_root):
-    store = Store(tmp_path / "results", tmp_path / "cache")
-    marker = tmp_path / "trainings"
+def race(config: RunConfig, root, caches: list, marker) -> list[str]:
+    """Two processes asking ``root`` for ``config`` at once (with the given caches): their sorted outcomes."""
     ctx = multiprocessing.get_context("spawn")
     barrier, outcomes = ctx.Barrier(2), ctx.Queue()
-    args = (tiny(seed=3).to_dict(), str(store.root), str(store.cache), str(marker), barrier, outcomes)
-    procs = [ctx.Process(target=_ask_counting_trainings, args=args) for _ in range(2)]
+    procs = [ctx.Process(target=_ask_counting_trainings, args=(config.to_dict(), str(root), str(cache), str(marker),
+                                                               barrier, outcomes)) for cache in caches]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=300)
     assert [p.exitcode for p in procs] == [0, 0]
-    assert sorted(outcomes.get(timeout=5) for _ in procs) == ["computed", "stored"]
+    return sorted(outcomes.get(timeout=5) for _ in procs)
+
+
+def test_two_concurrent_requests_train_once(tmp_path, threads, cifar_root):
+    store = Store(tmp_path / "results", tmp_path / "cache")
+    marker = tmp_path / "trainings"
+    assert race(tiny(seed=3), store.root, [store.cache] * 2, marker) == ["computed", "stored"]
     assert len(marker.read_text().split()) == 1, "the run was trained more than once"
     assert store.status(tiny(seed=3)) == "stored"
