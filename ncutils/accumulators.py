@@ -26,23 +26,38 @@ class ClassAccumulator:
     spread, e.g. float32 features with a large common offset, or tightly collapsed classes), the batch
     is reduced again from its deviations from the class means, the exact two-read way. Work is done
     in column blocks of the batch.
+
+    With ``groups`` G > 1 the moments are kept per cell (class k, group g): the i-th sample of class k
+    in the stream falls in group i mod G, so every group holds about 1/G of every class, whatever the
+    order of the stream. :meth:`moments` merges the groups; :meth:`cell_moments` gives the cells, from
+    which ``metrics.merge_groups`` forms the delete-a-group jackknife's subsets.
     """
 
-    def __init__(self, num_classes: int):
-        self.num_classes = num_classes
+    def __init__(self, num_classes: int, groups: int = 1):
+        self.num_classes, self.groups = num_classes, groups
         self.count = self.mean = self.ssd = None
+        self.seen = torch.zeros(num_classes, dtype=torch.int64)  # samples of each class so far
         self.pending = PendingRows()
 
     def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         """Add a batch: features (B, D) of any float dtype, labels (B,) int64 in [0, num_classes)."""
-        if self.pending.add(features.detach().reshape(len(features), -1), labels):
+        cells = labels if self.groups == 1 else self._cells(labels)
+        if self.pending.add(features.detach().reshape(len(features), -1), cells):
             self._merge(*self.pending.take())
+
+    def _cells(self, labels: torch.Tensor) -> torch.Tensor:
+        """class * groups + (the sample's rank among its class's samples in the stream) mod groups."""
+        self.seen = self.seen.to(labels.device)
+        onehot = torch.nn.functional.one_hot(labels, self.num_classes)
+        rank = (onehot.cumsum(0) - 1).gather(1, labels[:, None]).squeeze(1) + self.seen[labels]
+        self.seen += onehot.sum(0)
+        return labels * self.groups + rank % self.groups
 
     def _merge(self, parts: list[torch.Tensor], labels: torch.Tensor) -> None:
         if self.mean is None:
             device, dim = parts[0].device, parts[0].shape[1]
-            self.count = torch.zeros(self.num_classes, dtype=torch.float64, device=device)
-            self.mean = torch.zeros(self.num_classes, dim, dtype=torch.float64, device=device)
+            self.count = torch.zeros(self.num_classes * self.groups, dtype=torch.float64, device=device)
+            self.mean = torch.zeros(self.num_classes * self.groups, dim, dtype=torch.float64, device=device)
             self.ssd = torch.zeros_like(self.count)
         # classes in the batch, the row of each sample among them, and their counts
         present, index, batch_count = torch.unique(labels, return_inverse=True, return_counts=True)
@@ -74,6 +89,11 @@ class ClassAccumulator:
 
     def moments(self) -> ClassMoments:
         """Statistics of the classes that have samples (absent classes are left out)."""
+        cells = self.cell_moments()
+        return cells if self.groups == 1 else metrics.merge_groups(cells, self.groups)
+
+    def cell_moments(self) -> ClassMoments:
+        """Statistics of the cells that have samples (cell label: class * groups + group)."""
         if self.pending.rows:
             self._merge(*self.pending.take())
         if self.mean is None:

@@ -42,7 +42,7 @@ PRECISIONS = ("bf16", "fp32")
 PROBE_METHODS = ("sgd", "converged")
 # Fields added after results were stored, with the value every run stored before had: hashed only when
 # set to another value, so older keys hold.
-LATER_FIELDS = {"image_size": None, "precision": "bf16", "probe_method": "sgd"}
+LATER_FIELDS = {"image_size": None, "precision": "bf16", "probe_method": "sgd", "jackknife": 0}
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,9 @@ class RunConfig:
     probe_method: str = "sgd"
     """the linear probe of every tap: "sgd" (appendix A.1: SGD for probe_epochs epochs) or "converged" (a
     multinomial logistic regression fitted to convergence, ``ncutils.logistic``)"""
+    jackknife: int = 0
+    """groups of the delete-a-group jackknife of CDNV and NC2 (``ncutils.streaming.measure``), which gives
+    their standard error over images; 0 = none"""
     features: tuple[str, ...] = FEATURE_VIEWS
     """feature views measured: ``"flat"`` (the paper's) and/or ``"pooled"`` (mean over positions)"""
     scale: str = "custom"
@@ -141,6 +144,8 @@ class RunConfig:
                 _check_int(name, getattr(self, name), 1)
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        if not isinstance(self.jackknife, int) or self.jackknife < 0 or self.jackknife == 1:
+            raise ValueError(f"jackknife must be 0 (none) or a number of groups >= 2, got {self.jackknife!r}")
         if self.probe_method not in PROBE_METHODS:
             raise ValueError(f"unknown probe_method {self.probe_method!r}; valid: {', '.join(PROBE_METHODS)}")
         if not isinstance(self.probe, bool):
@@ -158,7 +163,7 @@ class RunConfig:
         s = get_scale(scale)
         base = dict(size=s.model_size(model), n_per_class=s.n_per_class, eval_n_per_class=s.eval_n_per_class,
                     epochs=s.model_epochs(model), batch_size=s.batch_size, precision=s.model_precision(model),
-                    scale=s.name)
+                    probe_method=s.probe_method, jackknife=s.jackknife, scale=s.name)
         if "size" in fields:  # extra overrides (e.g. an activation) add to the scale's size
             base["size"] = {**base["size"], **dict(fields.pop("size"))}
         return cls(model=model, dataset=dataset, **{**base, **fields})

@@ -198,7 +198,7 @@ def _target_name(config: RunConfig, target: str) -> str:
 
 def _measured(model, s: EvalSet, config: RunConfig, num_classes: int, device) -> pd.DataFrame:
     frame = measure(model, _labelled_batches(s.data, s.groupings, device), num_classes=num_classes,
-                    features=config.features)
+                    features=config.features, jackknife=config.jackknife)
     return frame.assign(eval_data=s.eval_data, split=s.split, inputs=s.inputs)
 
 

@@ -88,6 +88,20 @@ class ClassMoments:
         return torch.searchsorted(self.classes, labels)
 
 
+def merge_groups(cells: ClassMoments, groups: int, leave_out: int | None = None) -> ClassMoments:
+    """The class moments of samples kept in ``groups`` cells per class (cell label = class * groups + group),
+    over every group or every group but ``leave_out`` (the delete-a-group jackknife's subsets). Exact: the
+    cells' sums of squared deviations add up with n_c ||mu_c - mu_k||^2 of each cell c of class k."""
+    keep = cells.classes % groups != leave_out if leave_out is not None else torch.ones_like(cells.classes, dtype=torch.bool)
+    count, mean, ssd = cells.count[keep], cells.mean[keep], cells.ssd[keep]
+    classes, index = torch.unique(cells.classes[keep] // groups, return_inverse=True)
+    total = torch.zeros(len(classes), dtype=torch.float64, device=count.device).index_add_(0, index, count)
+    merged = torch.zeros(len(classes), mean.shape[1], dtype=torch.float64, device=mean.device)
+    merged.index_add_(0, index, mean * count[:, None]).div_(total[:, None])
+    spread = ssd + count * (mean - merged[index]).square().sum(1)
+    return ClassMoments(classes, total, merged, torch.zeros_like(total).index_add_(0, index, spread))
+
+
 # ----------------------------------------------------------------------------------------------
 # measures of ClassMoments (used by the plain-array functions below and by ncutils.streaming)
 

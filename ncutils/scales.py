@@ -28,8 +28,14 @@ class Scale:
     """images per SGD step (the paper: 128)"""
     longer: dict = field(default_factory=dict)
     """{model-name prefix: epochs} for models that need more steps to fit their training set"""
+    precision: str = "bf16"
+    """training precision of every model (``RunConfig.precision``) but those of ``fp32``"""
     fp32: tuple = ()
-    """model-name prefixes trained in fp32 rather than bf16 autocast (where fp32 is the faster)"""
+    """model-name prefixes trained in fp32 whatever ``precision`` says (where fp32 is the faster)"""
+    probe_method: str = "sgd"
+    """the linear probe of every run (``RunConfig.probe_method``)"""
+    jackknife: int = 0
+    """jackknife groups of every run's CDNV and NC2 (``RunConfig.jackknife``); 0 = none"""
 
     def model_size(self, model_name: str) -> dict:
         """Size overrides of ``model_name`` at this scale (empty = paper size)."""
@@ -43,7 +49,7 @@ class Scale:
 
     def model_precision(self, model_name: str) -> str:
         """Training precision of ``model_name`` at this scale (``RunConfig.precision``)."""
-        return "fp32" if model_name.startswith(self.fp32) else "bf16"
+        return "fp32" if model_name.startswith(self.fp32) else self.precision
 
     def note(self, models: Iterable[str] | None = None) -> str:
         """The scale in a figure title, e.g. "cpu scale: 100 training images per class, 200 epochs", with
@@ -67,25 +73,26 @@ SCALES = {
     # width 4: 18.6 s against 4.0 s; Swin-T embed 6: 51 s against 5.8 s, 1 thread).
     "smoke": Scale("smoke", n_per_class=20, eval_n_per_class=20, epochs=2, sizes={
         "resnet": {"width": 4}, "vgg": {"width": 4}, "swin": {"embed_dim": 6},
-        "vit": {"embed_dim": 12, "depth": 12}, "mlp": {"width": 32}}, fp32=("resnet", "vgg", "swin", "vit", "mlp")),
-    # Measured on this kind of machine (bf16, 1 thread per run): 250 images per class for 150 epochs
-    # (2,900 steps of batch 128, or 5,800 of batch 64) fitted ResNet18/34 but left ResNet50 at 98.6-98.8%
-    # training accuracy, Swin-T at 97.6-97.9%, VGG13 (width 16) at 97.4-98.5% and MLP6 at 98.9%, and more
-    # steps on the same images did not close the gap. 100 images per class for the paper's 200 epochs
-    # of batch 64 (3,000 steps) fit them: ResNet50 99.5%, Swin-T 99.9%, at about half the cost.
-    # Swin-B* and Swin-L* (36 and 48 blocks) get 300 epochs: Swin-B* reached 98.9% in 200. VGG16 and
-    # VGG19 get 600: they learn slowly at lr 0.1 on 1,000 images (VGG16: 93.6% in 200; VGG13 99.9%).
-    # VGGs are width 32 (VGG13 at width 16 fell short at 250/class; Parker et al.'s VGG11 stays 16).
-    # ViT widths keep 8 dimensions per head (3/6/12 heads) at a quarter of the FLOPs of 16/head.
-    # ViTs train in fp32: bf16 autocast made them about 2x slower on this CPU (1 thread, batch 64:
-    # ViT-small 43 vs 99 img/s, ViT-base 36 vs 67), while it speeds up convolutions and Swin (137 -> 225).
+        "vit": {"embed_dim": 12, "depth": 12}, "mlp": {"width": 32}}, precision="fp32",
+        probe_method="converged", jackknife=5),
+    # 100 images per class for the paper's 200 epochs of batch 64 (3,000 SGD steps) fit every model
+    # (training accuracy >= 99%; 250 per class for 150 epochs left ResNet50, Swin-T and VGG13 short, and
+    # more steps on the same images did not close the gap). Swin-B* and Swin-L* (36 and 48 blocks) get
+    # 300 epochs (Swin-B* reached 98.9% in 200); the VGGs get 600, one budget for the three depths
+    # compared (VGG16 reached 93.6% in 200, VGG13 99.9%). ViT widths keep 8 dimensions per head.
+    # Every model trains in fp32: the CPUs computing the book (AMD EPYC, AVX2) emulate bf16, which was
+    # 4-9x slower. Speeds measured there (fp32, 1 thread, batch 64, images/s): ResNet18/34/50/101/152 at
+    # width 8: 536/308/152/103/72 (at width 16: 172/98/61/39/-), so every ResNet is width 8: one width
+    # for the five depths compared, at a third of the cost of width 16. VGG13/19 at width 16: 350/310 (at
+    # width 32: 138/82; VGG19 for 600 epochs would take 2 hours). Swin-T/S/B* at embed 24: 155/96/71.
+    # ViT-small/base at embed 48/96: 102/40. Probes are converged (ncutils.logistic) and CDNV and NC2
+    # carry a 10-group jackknife.
     "cpu": Scale("cpu", n_per_class=100, eval_n_per_class=200, epochs=200, batch_size=64, sizes={
-        "resnet": {"width": 16}, "resnet101": {"width": 8}, "resnet152": {"width": 8},
-        "vgg": {"width": 32}, "vgg11": {"width": 16}, "swin": {"embed_dim": 24},
+        "resnet": {"width": 8}, "vgg": {"width": 16}, "swin": {"embed_dim": 24},
         "vit_tiny": {"embed_dim": 24}, "vit_small": {"embed_dim": 48}, "vit_base": {"embed_dim": 96},
-        "mlp": {"width": 512}}, longer={"swin_b": 300, "swin_l": 300, "vgg16": 600, "vgg19": 600},
-        fp32=("vit",)),
-    "paper": Scale("paper", n_per_class=None, eval_n_per_class=None, epochs=200),
+        "mlp": {"width": 512}}, longer={"swin_b": 300, "swin_l": 300, "vgg13": 600, "vgg16": 600, "vgg19": 600},
+        precision="fp32", probe_method="converged", jackknife=10),
+    "paper": Scale("paper", n_per_class=None, eval_n_per_class=None, epochs=200, jackknife=10),
 }
 
 

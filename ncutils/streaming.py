@@ -27,9 +27,11 @@ from .models import classifier, forward_with_taps, layer_taps
 FEATURE_VIEWS = ("flat", "pooled")
 DEFAULT_GROUPING = "y"
 PENULTIMATE = "penultimate"  # the classifier's input, measured after the taps (and NC3 on it)
+JACKKNIFE_MEASURES = ("cdnv_sum", "nc2")  # the measures given jackknife replicates (measure(jackknife=G))
+
 def measure(model: nn.Module, batches, *, num_classes: int | None = None, features: str | Iterable[str] = "flat",
             second_pass: bool = True, penultimate: bool = True, taps: Iterable[str] | None = None,
-            progress: bool = False) -> pd.DataFrame:
+            jackknife: int = 0, progress: bool = False) -> pd.DataFrame:
     """Neural-collapse measures of every tap of ``model`` over ``batches``, as a tidy DataFrame.
 
     batches: ``(x, y)`` pairs (see the module doc). With ``second_pass`` (NC1, NCC accuracy, NC4)
@@ -40,6 +42,10 @@ def measure(model: nn.Module, batches, *, num_classes: int | None = None, featur
     second_pass: False gives the pass-1 measures only (CDNV, NC2, equal norms, max angle, NC3).
     penultimate: also measure the classifier's input (layer "penultimate"), with NC3.
     taps: a subset of ``layer_taps(model)``; default all.
+    jackknife: G > 1 adds the measures of :data:`JACKKNIFE_MEASURES` without each group g < G of samples
+        (the i-th sample of each class in the stream is in group i mod G), as measures ``"<name>@jk<g>"`` (:func:`jackknife_name`):
+        the delete-a-group jackknife's replicates, from which :func:`ncutils.frames.jackknife_se` gives the
+        standard error over images of any statistic of them. Pass 1 then keeps G cells per class (memory x G).
 
     Columns: layer, layer_index, features, labels (grouping), measure, value, num_classes,
     num_samples, dim. Measures: cdnv_sum (eq. 4, the paper's figures), cdnv_mean, nc2 (eq. 5),
@@ -47,6 +53,8 @@ def measure(model: nn.Module, batches, *, num_classes: int | None = None, featur
     :mod:`ncutils.metrics`). The model's training flag is restored afterwards.
     """
     views = _feature_views(features)
+    if not isinstance(jackknife, int) or jackknife < 0 or jackknife == 1:
+        raise ValueError(f"jackknife must be 0 (no replicates) or a number of groups >= 2, got {jackknife!r}")
     if second_pass and is_one_shot(batches):
         raise TypeError("batches is a one-shot iterator (e.g. a generator), but the second pass (NC1, NCC, NC4) "
                         "needs the data again: pass a list, a DataLoader, or a zero-argument callable returning a "
@@ -62,13 +70,19 @@ def measure(model: nn.Module, batches, *, num_classes: int | None = None, featur
             first = {}
             for _, layers, groups in _forward_passes(model, batches, selected, head, num_classes, progress, "pass 1"):
                 for key, h in _keyed_views(layers, views, groups):
-                    first.setdefault(key, ClassAccumulator(num_classes)).update(h, groups[key[2]])
-            moments = {key: _located(key, acc.moments) for key, acc in first.items()}
+                    first.setdefault(key, ClassAccumulator(num_classes, max(1, jackknife))).update(h, groups[key[2]])
+            cells = {key: _located(key, acc.cell_moments) for key, acc in first.items()}
             del first  # the moments are copies; free the accumulators before pass 2
+            moments = cells if jackknife < 2 else {key: metrics.merge_groups(c, jackknife) for key, c in cells.items()}
             _warn_absent_classes(moments, num_classes)
             layer_index = {layer: i for i, layer in enumerate(dict.fromkeys(key[0] for key in moments))}
             rows = [row for key, m in moments.items()
                     for row in _rows(key, layer_index, m, _located(key, _first_pass_measures, m, head, key[0]))]
+            if jackknife >= 2:
+                rows += [row for key, c in cells.items() for g in range(jackknife)
+                         for row in _replicate_rows(key, layer_index, metrics.merge_groups(c, jackknife, g),
+                                                    moments[key].classes, g)]
+            del cells
             if second_pass:
                 second = {key: _located(key, SecondPassAccumulator, m, num_classes) for key, m in moments.items()}
                 for logits, layers, groups in _forward_passes(model, batches, selected, head, num_classes, progress,
@@ -159,6 +173,20 @@ def _first_pass_measures(moments: ClassMoments, head: nn.Linear | None, layer: s
     if layer == PENULTIMATE and head is not None:
         values["nc3"] = metrics.nc3_of(moments, head.weight)
     return values
+
+
+def jackknife_name(measure: str, group: int) -> str:
+    """The measure name of a jackknife replicate: ``measure`` without the samples of ``group``."""
+    return f"{measure}@jk{group}"
+
+
+def _replicate_rows(key, layer_index, moments: ClassMoments, classes: torch.Tensor, group: int) -> list[tuple]:
+    """A replicate's measures; nan where leaving the group out loses a class or leaves one with < 2 samples
+    (a replicate must measure the classes the full data measure)."""
+    complete = torch.equal(moments.classes, classes) and bool((moments.count >= 2).all())
+    values = {"cdnv_sum": lambda: metrics.cdnv_of(moments, "sum"), "nc2": lambda: metrics.nc2_of(moments)}
+    return _rows(key, layer_index, moments, {jackknife_name(name, group): _located(key, values[name]) if complete
+                                             else float("nan") for name in JACKKNIFE_MEASURES})
 
 
 def _rows(key, layer_index, moments: ClassMoments, values: dict[str, float]) -> list[tuple]:

@@ -8,6 +8,7 @@ says which and why. Configs shared by studies (e.g. a clean baseline) have one k
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from .config import RunConfig
@@ -27,6 +28,15 @@ PACS_CLASSES = 7
 CIFAR10_CLASSES = 10
 PACS_SMALLEST_CLASS = 64  # training images of sketch's "house", the smallest class of any PACS domain
 TARGET_IMAGES_PER_CLASS = 20  # "a limited amount of downstream data" for probing a target domain
+SEEDS = 3  # runs whose statistics are compared between models are repeated with seeds 0, 1, 2
+SMOKE_SEEDS = 2  # the fewest that give a spread, for the tests
+SEEDED_CLEAN = ("resnet18", "resnet34", "resnet50", "swin_t", "swin_s")  # depth and architecture, clean
+SEEDED_DEPTH = ("resnet18", "resnet34", "swin_t", "swin_s")  # depth under label noise and corruption
+
+# Below the paper scale the domain study trains ResNet18, not the paper's ResNet50: with three seeds of
+# four sources, ResNet50 (width 8, fp32, 152 images/s on one core) would cost 4.3 CPU-hours, ResNet18
+# (536 images/s) 1.3: a fifth of the cpu scale's budget against a sixteenth.
+DOMAIN_MODEL_BELOW_PAPER = "resnet18"
 
 STUDIES: dict[str, Callable[[str], list[RunConfig]]] = {}
 
@@ -38,6 +48,21 @@ def study(fn: Callable[[str], list[RunConfig]]) -> Callable[[str], list[RunConfi
 
 def study_names() -> list[str]:
     return list(STUDIES)
+
+
+def domain_model(scale: str) -> str:
+    """The model of the domain study: the paper's ResNet50, or :data:`DOMAIN_MODEL_BELOW_PAPER` below it."""
+    return "resnet50" if scale == "paper" else DOMAIN_MODEL_BELOW_PAPER
+
+
+def seeds(scale: str) -> range:
+    """The seeds of the runs a study repeats (:data:`SEEDS`; :data:`SMOKE_SEEDS` at the smoke scale)."""
+    return range(SMOKE_SEEDS if scale == "smoke" else SEEDS)
+
+
+def repeated(config: RunConfig, scale: str, repeat: bool = True) -> list[RunConfig]:
+    """``config`` with each of the scale's :func:`seeds` (seed 0 first), or alone if not ``repeat``."""
+    return [replace(config, seed=s) for s in seeds(scale)] if repeat else [config]
 
 
 def study_configs(name: str, scale: str) -> list[RunConfig]:
@@ -55,9 +80,11 @@ def clean(scale: str) -> list[RunConfig]:
 
     CIFAR-100 runs are listed at the paper scale only: the offline machines that compute the
     smaller scales have no CIFAR-100 (see the data README); the notebooks show it when present.
+    The models of :data:`SEEDED_CLEAN` on CIFAR-10 get :func:`seeds` (depth and architecture compared).
     """
     datasets = ("cifar10", "cifar100") if scale == "paper" else ("cifar10",)
-    return [RunConfig.at_scale(m, d, scale) for d in datasets for m in RESNETS + SWINS]
+    return [c for d in datasets for m in RESNETS + SWINS
+            for c in repeated(RunConfig.at_scale(m, d, scale), scale, d == "cifar10" and m in SEEDED_CLEAN)]
 
 
 @study
@@ -66,13 +93,15 @@ def label_noise(scale: str) -> list[RunConfig]:
 
     Paper scale: ResNet18/34 and Swin T/S under every noise. Smaller scales: ResNet18 and Swin T under
     every noise, ResNet34 and Swin S under :data:`DEPTH_NOISE` only (a run each, beside their clean
-    run of ``clean``): enough to compare depths (claim 4) at a seventh of the cost.
+    run of ``clean``): enough to compare depths (claim 4) at a seventh of the cost. Those four models
+    get :func:`seeds` clean and under :data:`DEPTH_NOISE` (the depth comparison).
     """
     every = ("clean",) + RANDOM_LABELS + CIFAR10N
     deeper = every if scale == "paper" else ("clean", DEPTH_NOISE)
     runs = [(m, n) for m in ("resnet18", "swin_t") for n in every]
     runs += [(m, n) for m in ("resnet34", "swin_s") for n in deeper]
-    return [RunConfig.at_scale(m, "cifar10", scale, noise=n) for m, n in runs]
+    return [c for m, n in runs
+            for c in repeated(RunConfig.at_scale(m, "cifar10", scale, noise=n), scale, n in ("clean", DEPTH_NOISE))]
 
 
 @study
@@ -82,7 +111,8 @@ def corruption(scale: str) -> list[RunConfig]:
     Inputs are regenerated with Hendrycks & Dietterich's formulas (ncutils.corruptions), train and
     test alike. Paper scale: ResNet18/34 and Swin T/S at every level. Smaller scales: ResNet18 and
     Swin T at every level, ResNet34 and Swin S under Gaussian noise at :data:`DEPTH_LEVEL` only
-    (beside their clean runs): enough to compare depths at a third of the cost.
+    (beside their clean runs): enough to compare depths at a third of the cost. Those four models get
+    :func:`seeds` clean and under Gaussian noise at :data:`DEPTH_LEVEL` (the depth comparison).
     """
     paper = scale == "paper"
     every, deeper = ("resnet18", "swin_t"), ("resnet34", "swin_s")
@@ -92,18 +122,21 @@ def corruption(scale: str) -> list[RunConfig]:
     runs += [(m, f"gaussian_noise:level{k}") for m in every for k in PAPER_LEVELS]
     runs += [(m, f"gaussian_noise:level{k}") for m in deeper for k in deeper_levels]
     runs += [(m, f"speckle_noise:level{k}") for m in speckled for k in PAPER_LEVELS]
-    return [RunConfig.at_scale(m, "cifar10", scale, corruption=c) for m, c in runs]
+    seeded = ("clean", f"gaussian_noise:level{DEPTH_LEVEL}")
+    return [r for m, c in runs
+            for r in repeated(RunConfig.at_scale(m, "cifar10", scale, corruption=c), scale, c in seeded)]
 
 
 @study
 def domain(scale: str) -> list[RunConfig]:
-    """Earlier version, Fig. 3: ResNet50 trained on each PACS domain, measured and probed on the other three.
+    """Earlier version, Fig. 3: ResNet50 (ResNet18 below the paper scale) trained on each PACS domain, measured and probed on the other three.
 
     The paper used Office-Home (not available offline); PACS has the same design (4 domains, one
     label space). Probes on a target use 20 training images per class and its whole test split.
     Paper scale: whole source domains at 64x64. Smaller scales: the 64x64 images resized to 32x32 (a
     quarter of the cost), at most 64 training images per class (the smallest class of any domain:
-    sketch's houses) and as many epochs as give the SGD steps of the scale's CIFAR-10 runs.
+    sketch's houses) and as many epochs as give the SGD steps of the scale's CIFAR-10 runs, and the
+    model is ResNet18 (:data:`DOMAIN_MODEL_BELOW_PAPER`). Every source gets :func:`seeds` (sources compared).
     """
     s = get_scale(scale)
     if scale == "paper":
@@ -113,10 +146,10 @@ def domain(scale: str) -> list[RunConfig]:
         cifar_steps = s.epochs * steps_per_epoch(s.n_per_class * CIFAR10_CLASSES, s.batch_size)
         fields = dict(n_per_class=n, image_size=32,
                       epochs=cifar_steps // steps_per_epoch(n * PACS_CLASSES, s.batch_size))
-    return [RunConfig.at_scale("resnet50", f"pacs:{source}", scale, eval_n_per_class=None,
-                               targets=tuple(d for d in PACS if d != source),
-                               target_n_per_class=TARGET_IMAGES_PER_CLASS, **fields)
-            for source in PACS]
+    return [c for source in PACS
+            for c in repeated(RunConfig.at_scale(domain_model(scale), f"pacs:{source}", scale, eval_n_per_class=None,
+                                                 targets=tuple(d for d in PACS if d != source),
+                                                 target_n_per_class=TARGET_IMAGES_PER_CLASS, **fields), scale)]
 
 
 @study

@@ -72,7 +72,8 @@ def test_a_scale_gives_its_longer_epochs_to_the_models_that_need_them(monkeypatc
 def test_a_scale_trains_its_fp32_models_without_autocast(monkeypatch):
     from ncutils import scales
 
-    monkeypatch.setitem(scales.SCALES, "smoke", dataclasses.replace(scales.SCALES["smoke"], fp32=("vit",)))
+    monkeypatch.setitem(scales.SCALES, "smoke", dataclasses.replace(scales.SCALES["smoke"], precision="bf16",
+                                                                    fp32=("vit",)))
     precision = {m: RunConfig.at_scale(m, "cifar10", "smoke").precision for m in ("resnet18", "swin_t", "vit_small")}
     assert precision == {"resnet18": "bf16", "swin_t": "bf16", "vit_small": "fp32"}
     assert "precision=fp32" in RunConfig.at_scale("vit_small", "cifar10", "smoke").describe()
@@ -110,6 +111,7 @@ CHANGES = {  # one change of every field that changes the numbers
     "image_size": {"image_size": 16}, "precision": {"precision": "fp32"},
     "probe": {"probe": False}, "probe_epochs": {"probe_epochs": 2}, "features": {"features": ("flat", "pooled")},
     "probe_method": {"probe_method": "converged"},
+    "jackknife": {"jackknife": 4},
 }
 
 

@@ -149,6 +149,58 @@ def test_engine_values_do_not_depend_on_the_batch_split(resnet):
     pd.testing.assert_series_equal(a["value"], b["value"], rtol=1e-5)
 
 
+def test_jackknife_replicates_equal_the_measures_without_each_group(resnet):
+    """Replicate g is the measure of the samples whose rank within their class in the stream is not = g (mod
+    G), computed densely; the main measures are those of every sample, as without the jackknife."""
+    x, clean, _ = structured_data(seed=2)
+    batches = batches_of(x, {"y": clean}, 7)
+    groups = 4
+    df = measure(resnet, batches, features="pooled", jackknife=groups, taps=["layer1.0", "layer4.1"])
+    plain = measure(resnet, batches, features="pooled", taps=["layer1.0", "layer4.1"])
+    main = df[~df["measure"].str.contains("@jk")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(main, plain, rtol=1e-10)
+    feats, _ = reference_features(resnet, batches)
+    position = torch.stack([(clean[:i] == clean[i]).sum() for i in range(len(x))])  # rank within its class
+    for layer in ("layer1.0", "layer4.1", "penultimate"):
+        t = feats[layer]
+        h = t.flatten(1) if t.ndim == 2 else t.double().mean(dim=tuple(range(2, t.ndim)))
+        rows = df[df.layer == layer].set_index("measure")
+        for g in range(groups):
+            kept = position % groups != g
+            assert rows.loc[f"cdnv_sum@jk{g}", "value"] == pytest.approx(metrics.cdnv(h[kept], clean[kept]), rel=1e-9)
+            assert rows.loc[f"nc2@jk{g}", "value"] == pytest.approx(metrics.nc2(h[kept], clean[kept]), rel=1e-9)
+            assert rows.loc[f"cdnv_sum@jk{g}", "num_samples"] == int(kept.sum())
+
+
+def test_merged_groups_equal_the_moments_of_their_samples():
+    rng = np.random.default_rng(3)
+    h, y, group = rng.normal(5, 2, (90, 6)), rng.integers(0, 3, 90), np.arange(90) % 5
+    cells = ClassMoments.from_features(h, y * 5 + group)
+    for leave_out in (None, 0, 4):
+        kept = group != leave_out
+        merged, direct = metrics.merge_groups(cells, 5, leave_out), ClassMoments.from_features(h[kept], y[kept])
+        for field in ("classes", "count", "mean", "ssd"):
+            torch.testing.assert_close(getattr(merged, field), getattr(direct, field), rtol=1e-12, atol=1e-12)
+
+
+def test_a_jackknife_replicate_that_loses_a_class_is_nan(resnet):
+    x, clean, _ = structured_data()
+    labels = clean.clone()
+    labels[labels == 3] = 0
+    labels[:2] = 3  # class 3: two samples, in groups 0 and 1, so leaving either out leaves it one sample
+    df = measure(resnet, batches_of(x, {"y": labels}, 24), features="pooled", jackknife=3, taps=["layer1.0"])
+    values = df[df.layer == "layer1.0"].set_index("measure").value
+    assert np.isnan(values["cdnv_sum@jk0"]) and np.isnan(values["nc2@jk1"]) and np.isfinite(values["cdnv_sum@jk2"])
+    assert np.isfinite(values["cdnv_sum"])
+
+
+@pytest.mark.parametrize("bad", [1, -2, 2.5])
+def test_jackknife_needs_two_or_more_groups(resnet, bad):
+    x, clean, _ = structured_data()
+    with pytest.raises(ValueError, match="jackknife must be 0 .* >= 2"):
+        measure(resnet, batches_of(x, {"y": clean}, 24), jackknife=bad)
+
+
 def test_pass_one_only_and_one_shot_iterators(resnet):
     x, clean, _ = structured_data(n=32)
     with pytest.raises(TypeError, match="one-shot iterator"):

@@ -51,7 +51,7 @@ def models_note(scale: Scale, configs: list[RunConfig]) -> str:
 def domain_note(scale: Scale, configs: list[RunConfig]) -> str:
     c = configs[0]
     size = f"{c.image_size}x{c.image_size}" if c.image_size else "stored-size"
-    return (f"{scale.name} scale: ResNet50 {', '.join(f'{k} {v}' for k, v in c.size) or 'paper size'}, "
+    return (f"{scale.name} scale: {c.model} {', '.join(f'{k} {v}' for k, v in c.size) or 'paper size'}, "
             f"{c.n_per_class or 'all'} source images per class, {c.target_n_per_class} target images per class "
             f"for probes, {size} images, {c.epochs} epochs")
 
