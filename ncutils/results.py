@@ -7,7 +7,7 @@ command that computes them::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 import pandas as pd
@@ -130,6 +130,29 @@ class StudyResults:
     def missing_message(self) -> str:
         """Empty when complete; otherwise which runs are missing and the commands that compute them."""
         return str(MissingResults(self.missing, self.store)) if self.missing else ""
+
+    def seed_means(self) -> "StudyResults":
+        """The runs that differ only in their seed as one: each metric and summary value is the mean over the
+        stored seeds (column ``seeds`` counts them), under the key and config of the lowest seed stored; a
+        config is missing when none of its seeds is stored."""
+        def averaged(frame: pd.DataFrame, values: list[str]) -> pd.DataFrame:
+            if frame.empty:
+                return frame.assign(seeds=pd.Series(dtype=int))
+            frame = frame.sort_values("seed", kind="stable")
+            keys = [c for c in frame.columns if c not in values and c not in ("key", "seed")]
+            grouped = frame.groupby(keys, dropna=False, sort=False)
+            means = grouped[values].mean().join(grouped[["key", "seed"]].first()).join(grouped.size().rename("seeds"))
+            return means.reset_index()[[*frame.columns, "seeds"]]
+
+        summary_values = [c for c in self.summaries.columns
+                          if c not in CONFIG_COLUMNS and pd.api.types.is_numeric_dtype(self.summaries[c])]
+        first = {}
+        for c in sorted(self.stored, key=lambda c: c.seed):
+            first.setdefault(replace(c, seed=0), c)
+        missing = [(c, s) for c, s in self.missing if replace(c, seed=0) not in first
+                   and c.seed == min(m.seed for m, _ in self.missing if replace(m, seed=0) == replace(c, seed=0))]
+        return StudyResults(averaged(self.metrics, ["value"]), averaged(self.summaries, summary_values), missing,
+                            self.store, tuple(first.values()))
 
 
 def available(configs: Iterable[RunConfig], *, compute: bool = False, store: Store | None = None,

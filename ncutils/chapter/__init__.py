@@ -65,8 +65,8 @@ NOTES = {"domain": domain_note, "train_vs_test": test_split_note}
 
 @dataclass
 class Chapter:
-    """What a chapter shows: its runs (``found``, None for a chapter without runs), its claims table, and
-    the scale ``note`` its figure titles carry."""
+    """What a chapter shows: its runs (``found``, the mean over seeds of runs repeated with several seeds;
+    None for a chapter without runs), its claims table, and the scale ``note`` its figure titles carry."""
 
     name: str
     scale: str
@@ -78,6 +78,8 @@ class Chapter:
     note: str = ""
     order: list[str] = field(default_factory=list)
     """the claims page: its chapters, in the book's order"""
+    every_seed: StudyResults | None = None
+    """the runs of every seed (what is stored and missing)"""
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -96,7 +98,7 @@ class Chapter:
                     + (f"; chapters without claims: {', '.join(without)}" if without else ""))
         if self.found is None:
             return f"this chapter reads no runs ({self.note})"
-        missing = self.found.missing_message()
+        missing = self.every_seed.missing_message()
         if missing:
             return missing
         if self.name == "scale":
@@ -153,8 +155,10 @@ def open_chapter(name: str, *, scale: str, compute: bool, **params) -> Chapter:
     if study is None:
         return Chapter(name, scale, compute, params, note=s.note())
     configs = study_configs(study, scale)
-    found = available(configs, compute=compute)
+    every_seed = available(configs, compute=compute)
+    found = every_seed.seed_means()
     judged = None
     if name in claims_package.chapters():
         judged = importlib.import_module(f"{claims_package.__name__}.{name}").claims(found)
-    return Chapter(name, scale, compute, params, configs, found, judged, NOTES.get(name, models_note)(s, configs))
+    return Chapter(name, scale, compute, params, configs, found, judged, NOTES.get(name, models_note)(s, configs),
+                   every_seed=every_seed)

@@ -126,7 +126,7 @@ def chapter_claims(chapter: str, scale: str, compute: bool = False) -> pd.DataFr
     if chapter not in chapters():
         raise ValueError(f"no claims for chapter {chapter!r}; valid: {', '.join(chapters())}")
     module = importlib.import_module(f"{__name__}.{chapter}")
-    found = available(study_configs(module.STUDY, scale), compute=compute, progress=False)
+    found = available(study_configs(module.STUDY, scale), compute=compute, progress=False).seed_means()
     return module.claims(found).assign(chapter=chapter)
 
 
