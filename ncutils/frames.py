@@ -7,6 +7,7 @@ import pandas as pd
 from .streaming import PENULTIMATE
 
 TERMINAL = 0.99  # training accuracy (on the labels and inputs trained with) of the terminal phase
+VIEWS = (("train", "flat"), ("test", "flat"), ("train", "pooled"), ("test", "pooled"))  # (split, features) measured
 
 
 def terminal_phase(summaries: pd.DataFrame) -> pd.Series:

@@ -1,5 +1,7 @@
-"""The section 4.1 verdicts on hand-built metric tables whose right verdict is known."""
+"""The section 4.1 verdicts on hand-built metric tables whose right verdict is known: curves repeated over
+seeds with a small (or, for a tie, a large) scatter, or one run with jackknife replicates."""
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,7 +10,10 @@ import pytest
 from ncutils.chapter.pages import targets as chapter_targets
 from ncutils.claims import clean
 from ncutils.config import RunConfig
+from ncutils.frames import VIEWS
 from ncutils.results import StudyResults
+
+PAPER = Path(__file__).resolve().parents[2] / "shared" / "papers" / "zhou-jiang-zhu-2025-are-all-layers-created-equal.md"
 
 
 def accelerating(n, top=3.0, drop=2.0):
@@ -20,10 +25,15 @@ def decelerating(n, top=3.0, drop=2.0):
     return list(10 ** (top - drop * np.sqrt(np.linspace(0, 1, n))))
 
 
-def with_plateau(n=17):
-    """One decade down over the early third, flat over the middle, one decade down over the last."""
+def geometric(n, top=3.0, drop=2.0):
+    return list(10 ** (top - drop * np.linspace(0, 1, n)))
+
+
+def with_plateau(n=17, middle=0.0):
+    """One decade down over the early third, ``middle`` decades over the middle, one down over the last."""
     u = round((n - 1) / 3)
-    logs = np.concatenate([np.linspace(3, 2, u + 1), np.full(n - 2 * u - 2, 2.0), np.linspace(2, 1, u + 1)])
+    logs = np.concatenate([np.linspace(3, 2, u + 1), np.linspace(2, 2 - middle, n - 2 * u)[1:-1],
+                           np.linspace(2 - middle, 1 - middle, u + 1)])
     return list(10 ** logs)
 
 
@@ -33,77 +43,113 @@ def run(cdnv, nc2=None, probe=None):
             "probe_test_acc": probe or list(np.linspace(0.3, 0.6, n))}
 
 
-def found(runs: dict, accuracy: dict | None = None, missing=()) -> StudyResults:
-    """Stored results of ``runs`` ({model: {measure: per-block values}}), as the store lays them out:
-    rows the claims must not read (test split, penultimate layer) carry a value of 1e9."""
-    rows = []
+def found(runs: dict, accuracy: dict | None = None, missing=(), seeds=3, scatter=0.01, jackknife=0) -> StudyResults:
+    """Stored results of ``runs`` ({model: {measure: per-block values}}) in every view, ``seeds`` runs each
+    scattered by ``scatter`` (relative for CDNV, absolute for NC2 and accuracies), with ``jackknife``
+    replicates; rows the claims must not read (the penultimate layer, other data) carry 1e9."""
+    rng = np.random.default_rng(0)
+    rows, summaries = [], []
     for model, measures in runs.items():
-        for measure, values in measures.items():
-            for i, v in enumerate(list(values) + [1e9]):
-                base = {"model": model, "dataset": "cifar10", "noise": "clean", "eval_data": "cifar10",
-                        "inputs": "clean", "labels": "clean", "layer_index": i, "measure": measure,
-                        "layer": "penultimate" if i == len(values) else f"block{i}", "num_samples": 2000}
-                if measure.startswith("probe"):
-                    rows.append({**base, "split": "test", "features": "pooled", "value": v})
+        for seed in range(seeds):
+            for measure, values in measures.items():
+                values = np.asarray(values, float)
+                if measure == "cdnv_sum":
+                    shaken = values * (1 + scatter * rng.normal(size=len(values)))
                 else:
-                    rows += [{**base, "split": "train", "features": "flat", "value": v},
-                             {**base, "split": "test", "features": "flat", "value": 1e9},
-                             {**base, "split": "train", "features": "pooled", "value": 1e9}]
-    accuracy = accuracy or {}
-    summaries = pd.DataFrame([("cifar10", m, "clean", *accuracy.get(m, (1.0, 0.6)), 2000) for m in runs],
-                             columns=["dataset", "model", "noise", "train_acc", "test_acc", "num_test"])
+                    shaken = values + scatter * rng.normal(size=len(values))
+                names = [(measure, shaken)]
+                if jackknife and not measure.startswith("probe"):
+                    names += [(f"{measure}@jk{g}", shaken * (1 + 0.001 * rng.normal(size=len(values))))
+                              for g in range(jackknife)]
+                for name, curve in names:
+                    for i, v in enumerate(list(curve) + [1e9]):
+                        base = {"model": model, "seed": seed, "dataset": "cifar10", "noise": "clean",
+                                "eval_data": "cifar10", "inputs": "clean", "labels": "clean", "layer_index": i,
+                                "measure": name, "layer": "penultimate" if i == len(curve) else f"block{i}",
+                                "num_samples": 2000}
+                        views = [("test", "pooled")] if measure.startswith("probe") else VIEWS
+                        rows += [{**base, "split": split, "features": features, "value": v} for split, features in views]
+                        rows.append({**base, "eval_data": "other", "split": "train", "features": "flat", "value": 1e9})
+            train, test = (accuracy or {}).get(model, (1.0, 0.6))
+            summaries.append(("cifar10", model, seed, "clean", train, test + scatter * rng.normal(), 2000))
+    summaries = pd.DataFrame(summaries, columns=["dataset", "model", "seed", "noise", "train_acc", "test_acc",
+                                                 "num_test"])
     return StudyResults(pd.DataFrame(rows), summaries, [(RunConfig(m), "missing") for m in missing], None,
                         tuple(RunConfig(m) for m in runs))
 
 
-def verdict(results: StudyResults, claim: str) -> str:
+def verdict(results: StudyResults, claim: str, view="train split, flat features") -> str:
     table = clean.claims(results)
-    row = table[table.claim.str.contains(claim, regex=False)]
+    row = table[table.claim.str.contains(claim, regex=False)
+                & (table.claim.str.contains(view, regex=False) | ~table.claim.str.contains(" split, "))]
     assert len(row) == 1, (claim, table.claim.tolist())
     return row.verdict.iloc[0]
 
 
-def test_layers_improve_from_first_to_last_block():
+def test_layers_improve_from_first_to_last_block_in_every_view():
     good = {"resnet18": run(accelerating(9)), "resnet34": run(accelerating(17))}
-    assert verdict(found(good), "ResNets on CIFAR-10: CDNV and NC2 are lower") == "holds"
+    for split, features in VIEWS:
+        view = f"{split} split, {features} features"
+        assert verdict(found(good), "ResNets on CIFAR-10, " + view + ": CDNV and NC2 are lower", view) == "holds"
     worse_nc2 = {**good, "resnet34": run(accelerating(17), nc2=list(np.linspace(0.4, 1.0, 17)))}
-    assert verdict(found(worse_nc2), "ResNets on CIFAR-10: CDNV and NC2 are lower") == "inconclusive"
-    rising = {m: run(accelerating(n)[::-1]) for m, n in (("resnet18", 9), ("resnet34", 17))}
-    assert verdict(found(rising), "ResNets on CIFAR-10: CDNV and NC2 are lower") == "does not hold"
+    assert verdict(found(worse_nc2), "CDNV and NC2 are lower") == "does not hold"  # one model contradicts
+    tiny_drop = {m: run(list(np.linspace(100, 99.9, n))) for m, n in (("resnet18", 9), ("resnet34", 17))}
+    assert verdict(found(tiny_drop, scatter=0.05), "CDNV and NC2 are lower") == "inconclusive"  # within noise
 
 
 def test_the_last_third_improves_fastest():
-    claim = "Swin Transformers on CIFAR-10: CDNV falls faster"
+    claim = "Swin Transformers on CIFAR-10, train split, flat features: CDNV falls faster"
     assert verdict(found({"swin_t": run(accelerating(12)), "swin_s": run(accelerating(24))}), claim) == "holds"
     assert verdict(found({"swin_t": run(decelerating(12)), "swin_s": run(decelerating(24))}), claim) == "does not hold"
 
 
-def test_plateau_in_deep_resnets_only():
+def test_plateau_in_deep_resnets_only_and_a_rise_is_no_plateau():
     claim = "ResNet50/101/152 have a plateau"
     assert verdict(found({"resnet18": run(accelerating(9)), "resnet50": run(with_plateau(17))}), claim) == "holds"
-    no_plateau = {"resnet18": run(accelerating(9)), "resnet50": run(accelerating(17))}
+    no_plateau = {"resnet18": run(accelerating(9)), "resnet50": run(geometric(17))}
     assert verdict(found(no_plateau), claim) == "does not hold"
     both = {"resnet18": run(with_plateau(9)), "resnet50": run(with_plateau(17))}
-    assert verdict(found(both), claim) == "inconclusive"  # ResNet18 should have none
+    assert verdict(found(both), claim) == "does not hold"  # ResNet18 should have none
+    rising = {"resnet18": run(accelerating(9)), "resnet50": run(with_plateau(17, middle=-0.5))}
+    table = clean.claims(found(rising))
+    row = table[table.claim.str.contains(claim) & table.claim.str.contains("train split, flat")].iloc[0]
+    assert row.verdict == "does not hold" and "CDNV rises in the middle third" in row.statistic
 
 
 def test_deeper_models_improve_less_per_block():
-    claim = "ResNets on CIFAR-10: the deeper the model"
+    claim = "ResNets on CIFAR-10, train split, flat features: the deeper the model"
     slower = {"resnet18": run(accelerating(9, drop=2)), "resnet34": run(accelerating(17, drop=2))}
     assert verdict(found(slower), claim) == "holds"
     faster = {"resnet18": run(accelerating(9, drop=2)), "resnet34": run(accelerating(17, drop=6))}
     assert verdict(found(faster), claim) == "does not hold"
 
 
-@pytest.mark.parametrize("accuracies, expected", [((0.600, 0.605, 0.603), "holds"),
-                                                   ((0.50, 0.60, 0.70), "does not hold"),
-                                                   ((0.60, 0.62, 0.61), "inconclusive")])
-def test_extra_depth_adds_little_accuracy(accuracies, expected):
+def test_geometric_decay_of_resnet18():
+    claim = "ResNet18 on CIFAR-10, train split, flat features: CDNV decays geometrically"
+    assert verdict(found({"resnet18": run(geometric(9))}), claim) == "holds"
+    assert verdict(found({"resnet18": run(with_plateau(9, middle=-1.0))}), claim) == "does not hold"
+
+
+@pytest.mark.parametrize("accuracies, scatter, expected", [((0.600, 0.603, 0.601), 0.001, "holds"),
+                                                            ((0.50, 0.60, 0.70), 0.001, "does not hold"),
+                                                            ((0.60, 0.61, 0.605), 0.02, "inconclusive")])
+def test_extra_depth_adds_little_accuracy(accuracies, scatter, expected):
     deep = ("resnet50", "resnet101", "resnet152")
     runs = {m: run(accelerating(17), probe=[0.3] * 16 + [a]) for m, a in zip(deep, accuracies)}
-    results = found(runs, {m: (1.0, a) for m, a in zip(deep, accuracies)})
+    results = found(runs, {m: (1.0, a) for m, a in zip(deep, accuracies)}, scatter=scatter)
     assert verdict(results, "differ by at most one point in test accuracy") == expected
     assert verdict(results, "differ by at most one point in last-block probe") == expected
+
+
+def test_deeper_resnets_beat_resnet18_and_the_probe_gains_little_at_the_end():
+    runs = {"resnet18": run(accelerating(9)), "resnet50": run(accelerating(17))}
+    assert verdict(found(runs, {"resnet18": (1.0, 0.5), "resnet50": (1.0, 0.6)}), "higher test accuracy") == "holds"
+    assert verdict(found(runs, {"resnet18": (1.0, 0.6), "resnet50": (1.0, 0.5)}), "higher test accuracy") == \
+        "does not hold"
+    flat_end = {m: run(accelerating(n), probe=list(np.minimum(np.linspace(0.3, 0.9, n), 0.6)))  # flat from mid-way
+                for m, n in (("resnet18", 9), ("resnet50", 17))}
+    assert verdict(found(flat_end, scatter=0.002), "the probe gains little") == "holds"
+    assert verdict(found(runs), "the probe gains little") == "does not hold"  # probe climbs 0.3 -> 0.6 linearly
 
 
 def test_resnets_compress_and_separate_more_than_swins():
@@ -115,11 +161,23 @@ def test_resnets_compress_and_separate_more_than_swins():
     assert verdict(found({"resnet18": high, "swin_t": low}), "ResNet blocks separate classes more") == "does not hold"
 
 
-def test_lower_cdnv_goes_with_higher_probe_accuracy():
-    claim = "lower CDNV goes with higher probe accuracy"
-    assert verdict(found({"resnet18": run(accelerating(9))}), claim) == "holds"
-    falling_probe = run(accelerating(9), probe=list(np.linspace(0.6, 0.3, 9)))
-    assert verdict(found({"resnet18": falling_probe}), claim) == "does not hold"
+def test_one_curve_per_architecture():
+    def on_line(cdnv, offset=0.0):
+        return run(cdnv, probe=list(0.8 - 0.1 * np.log10(cdnv) + offset))
+    claim = "one probe-accuracy curve"
+    shared = {"resnet18": on_line(accelerating(9)), "resnet34": on_line(accelerating(17, top=2.5))}
+    assert verdict(found(shared, seeds=1, scatter=0), claim) == "holds"
+    apart = {"resnet18": on_line(accelerating(9)), "resnet34": on_line(accelerating(17), offset=0.15)}
+    assert verdict(found(apart, seeds=1, scatter=0), claim) == "does not hold"
+
+
+def test_one_run_is_judged_by_its_jackknife():
+    table = clean.claims(found({"resnet18": run(geometric(9))}, seeds=1, jackknife=10))
+    row = table[table.claim.str.contains("decays geometrically") & table.claim.str.contains("train split, flat")].iloc[0]
+    assert row.verdict == "holds" and "jackknife over images, 10 groups" in row.statistic
+    without = clean.claims(found({"resnet18": run(geometric(9))}, seeds=1))
+    row = without[without.claim.str.contains("decays geometrically")].iloc[0]
+    assert row.verdict == "inconclusive" and "without jackknife replicates" in row.statistic
 
 
 def test_terminal_phase():
@@ -130,11 +188,21 @@ def test_terminal_phase():
 
 def test_claims_with_missing_runs_are_not_computed_and_say_what_is_stored():
     table = clean.claims(found({"resnet18": run(accelerating(9))}, missing=("resnet50", "swin_t")))
-    assert set(table.verdict) == {"not computed"}
-    row = table[table.claim.str.contains("ResNets on CIFAR-10: CDNV and NC2 are lower")].iloc[0]
-    assert row.statistic.startswith("not stored yet: resnet50; the stored runs give: first → last block: resnet18")
+    alone = table.claim.str.contains("ResNet18 on CIFAR-10")  # footnote 2 reads ResNet18 only
+    assert set(table[~alone].verdict) == {"not computed"} and "not computed" not in set(table[alone].verdict)
+    row = table[table.claim.str.contains("ResNets on CIFAR-10, train split, flat features: CDNV and NC2")].iloc[0]
+    assert row.statistic.startswith("not stored yet: resnet50; the stored runs give: decades CDNV falls")
     nothing = clean.claims(found({}, missing=("resnet18", "swin_t")))
     assert set(nothing.verdict) == {"not computed"} and len(nothing) > 0
+
+
+def test_every_claim_quotes_a_sentence_of_the_paper():
+    paper = " ".join(PAPER.read_text().split())
+    for name, quote in clean.QUOTES.items():
+        assert quote in paper, name
+    table = clean.claims(found({"resnet18": run(accelerating(9)), "swin_t": run(accelerating(12))}))
+    quoted = table[~table.claim.str.contains("terminal phase")]
+    assert all(any(f'"{q}"' in claim for q in clean.QUOTES.values()) for claim in quoted.claim)
 
 
 def test_every_figure_link_points_to_a_target_before_a_heading_of_the_chapter():

@@ -116,7 +116,7 @@ class Chapter:
             print(f"no stored runs at the {self.scale} scale yet")
             return None
         module = importlib.import_module(f"{claims_package.__name__}.{self.name}")
-        return module.accuracy_table(self.found).round(4)
+        return module.accuracy_table(claims_package.for_module(module, self.every_seed)).round(4)
 
     def verdict_counts(self) -> pd.DataFrame:
         """The claims page: claims per verdict of each chapter, with totals."""
@@ -159,6 +159,7 @@ def open_chapter(name: str, *, scale: str, compute: bool, **params) -> Chapter:
     found = every_seed.seed_means()
     judged = None
     if name in claims_package.chapters():
-        judged = importlib.import_module(f"{claims_package.__name__}.{name}").claims(found)
+        module = importlib.import_module(f"{claims_package.__name__}.{name}")
+        judged = module.claims(claims_package.for_module(module, every_seed))
     return Chapter(name, scale, compute, params, configs, found, judged, NOTES.get(name, models_note)(s, configs),
                    every_seed=every_seed)

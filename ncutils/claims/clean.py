@@ -1,61 +1,65 @@
 """Section 4.1, clean data: the claims of the ``clean`` chapter, judged from the ``clean`` study.
 
 Every curve is one run's measure at each block tap in order (the classifier's input left out): CDNV
-is ``cdnv_sum`` (eq. 4, summed over ordered class pairs) and NC2 is eq. 5, both on the training set
-with flattened features; probe accuracy is on the clean test set (pooled features).
+is ``cdnv_sum`` (eq. 4, summed over ordered class pairs), NC2 is eq. 5 and the probe accuracy is on the
+clean test set (pooled features). The paper does not say on which split or view its CIFAR figures
+measure collapse (appendix A.1 says "the NC is calculated on the test dataset" next to ImageNet), so
+every CDNV and NC2 claim is judged in each of :data:`VIEWS`, named in the claim.
 
-- The *slope* from block a to block b is the decrease of log10 CDNV per block,
-  (log10 CDNV_a - log10 CDNV_b) / (b - a), in decades per block.
-- A model with n blocks has n - 1 steps between consecutive blocks; its first and last
-  round((n - 1) / 3) steps are its early and last third, the steps between them its middle third.
+Every verdict is :mod:`ncutils.verdict`'s: per model, the statistic with its standard error (the spread
+over seeds where the model has several; else the jackknife over images of its one run's curves, or the
+binomial error of an accuracy) against the claim's threshold; a claim about several models or pairs
+holds when each does. Each claim quotes the sentence it tests (:data:`QUOTES`).
 
-A claim about several models holds when it holds for each, does not hold when it holds for none,
-and is inconclusive otherwise (each judge says where it differs). A claim whose runs are not all
-stored is not computed; its statistic then shows what the stored runs give.
+- The *slope* from block a to block b is (log10 CDNV_a - log10 CDNV_b) / (b - a), decades per block.
+- A model with n blocks has n - 1 steps between blocks; its early and late thirds are its first and
+  last round((n - 1) / 3) steps, its middle third the steps between them.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from .. import frames
+from ..estimates import Run, accuracy_estimate, curve_estimate, stored_runs
 from ..frames import TERMINAL
 from ..studies import RESNETS, SWINS
+from ..verdict import FAILS, HOLDS, INCONCLUSIVE, Estimate, all_of, binomial, judge, over_seeds
 from . import figure_link, judged, table
 
 STUDY = "clean"
 CHAPTER = "clean"
+PER_SEED = True  # claims() reads every seed's run (the others read the mean over seeds)
 ACCURACY = figure_link(CHAPTER, "clean-accuracy")
 RESNET_FIGURE = figure_link(CHAPTER, "clean-resnets")
 SWIN_FIGURE = figure_link(CHAPTER, "clean-swins")
 PROBE_VS_CDNV = figure_link(CHAPTER, "clean-probe-vs-cdnv")
 DEEP_RESNETS = ("resnet50", "resnet101", "resnet152")  # the models the paper finds on a plateau
-PLATEAU = 0.25  # a middle third falling at under this fraction of the model's overall slope is a plateau
+VIEWS = frames.VIEWS
+PLATEAU = 0.25  # a middle third falling at under this fraction of the slower of the early and late thirds
 LITTLE = 0.01  # accuracies within one point differ "little" (the paper's deep ResNets: 0.03-0.1 points)
+SMALL_GAIN = 0.02  # a "relatively small" probe gain over the last third of the blocks (two points)
+GEOMETRIC_R2 = 0.9  # a log-linear fit of CDNV over the blocks explaining this share of its variance is geometric
+BOOTSTRAP = 200  # parametric bootstrap draws of the probe accuracies (Fig. 7)
 DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
-
-
-def consensus(flags) -> str:
-    """'holds' if every flag is true, 'does not hold' if none is, 'inconclusive' otherwise."""
-    flags = list(flags)
-    return "holds" if all(flags) else "does not hold" if not any(flags) else "inconclusive"
-
-
-def spearman(a, b) -> float:
-    """Spearman's rank correlation of two equally long sequences (nan if one is constant)."""
-    ra, rb = pd.Series(np.asarray(a, float)).rank(), pd.Series(np.asarray(b, float)).rank()
-    return float(ra.corr(rb)) if ra.nunique() > 1 and rb.nunique() > 1 else float("nan")
-
-
-def curves(metrics: pd.DataFrame, measure: str) -> dict[tuple[str, str], pd.Series]:
-    """Per (dataset, model): ``measure`` at every block, indexed by layer number."""
-    if metrics.empty:
-        return {}
-    rows = frames.layer_rows(metrics, measure).sort_values("layer number")
-    return {key: g.set_index("layer number").value for key, g in rows.groupby(["dataset", "model"])}
+QUOTES = {
+    "improve": "intermediate neural collapse consistently improves as the model progresses through deeper layers",
+    "faster": "deeper layers enhance neural collapse more rapidly than shallow layers",
+    "geometric": "we observe a similar geometric rate of improvement in intermediate neural collapse when using "
+                 "limited-capacity models on small datasets, such as ResNet18 on CIFAR-10",
+    "plateau": "ResNet50, ResNet101, and ResNet152 all reach the plateau phase on the CIFAR-10 and CIFAR-100 "
+               "datasets, whereas ResNet18 does not",
+    "depth": "increasing model depth slows down the rate of neural collapse improvement for individual layers",
+    "beat18": "Although deeper models outperform ResNet18, the differences among the deeper models themselves are "
+              "negligible",
+    "final": "the performance improvement in the final layers of ResNet models is relatively small on CIFAR datasets",
+    "architectures": "ResNet layers demonstrate superior within-class compression and between-class separation "
+                     "compared to Swin-Transformer layers on smaller datasets such as CIFAR-10 and CIFAR-100",
+    "fig7": "models within the same architecture exhibit a consistent relationship between intermediate neural "
+            "collapse and linear probing accuracy",
+}
 
 
 def thirds(n_blocks: int) -> tuple[int, int]:
@@ -70,158 +74,204 @@ def slope(values, a: int, b: int) -> float:
     return float((v[a] - v[b]) / (b - a))
 
 
+def thirds_slopes(c: pd.Series) -> tuple[float, float, float]:
+    """The slopes over the early, middle and late thirds of the steps."""
+    middle, late = thirds(len(c))
+    return slope(c, 0, middle), slope(c, middle, late), slope(c, late, len(c) - 1)
+
+
+def plateau_margin(c: pd.Series, _nc2=None) -> float:
+    """Middle-third slope minus PLATEAU x the slower of the early and late thirds: below 0 is a plateau."""
+    early, middle, late = thirds_slopes(c)
+    return middle - PLATEAU * min(early, late)
+
+
+def log_linear_r2(c: pd.Series, _nc2=None) -> float:
+    """R^2 of a straight line through log10 CDNV over the blocks (1 for an exactly geometric decay)."""
+    y = np.log10(c.to_numpy(float))
+    x = np.arange(len(y))
+    residual = y - np.polyval(np.polyfit(x, y, 1), x)
+    return float(1 - residual.var() / y.var())
+
+
 @dataclass
-class Runs:
-    """The stored curves and run summaries of some models on one dataset (dicts shallow to deep)."""
+class Judged:
+    """A claim's statistic text and verdict."""
 
-    cdnv: dict[str, pd.Series]
-    nc2: dict[str, pd.Series]
-    probe: dict[str, pd.Series]
-    summaries: pd.DataFrame  # one row per run, indexed by model
+    parts: list[str] = field(default_factory=list)
+    verdicts: list[str] = field(default_factory=list)
 
-    def only(self, models) -> Runs:
-        def keep(d):
-            return {m: d[m] for m in models if m in d}
-        return Runs(keep(self.cdnv), keep(self.nc2), keep(self.probe),
-                    self.summaries[self.summaries.index.isin(models)])
+    def add(self, label: str, estimate: Estimate, threshold: float, direction: str, verdict: str | None = None):
+        self.parts.append(f"{label} {estimate}")
+        self.verdicts.append(verdict or judge(estimate, threshold, direction))
 
-
-def improve(r: Runs) -> tuple[str, str]:
-    """(1) CDNV and NC2 at the last block below their values at the first block."""
-    parts, flags = [], []
-    for m, c in r.cdnv.items():
-        n = r.nc2[m]
-        flags.append(c.iloc[-1] < c.iloc[0] and n.iloc[-1] < n.iloc[0])
-        parts.append(f"{m} CDNV {c.iloc[0]:.3g} → {c.iloc[-1]:.3g}, NC2 {n.iloc[0]:.3g} → {n.iloc[-1]:.3g}")
-    return "first → last block: " + "; ".join(parts), consensus(flags)
+    def result(self, rule: str) -> tuple[str, str]:
+        if not self.verdicts:
+            return f"{rule}: nothing to compare among the stored runs", INCONCLUSIVE
+        return f"{rule}: " + "; ".join(self.parts), all_of(self.verdicts)
 
 
-def faster_last(r: Runs) -> tuple[str, str]:
-    """(1) The slope over the last third of the steps above the slope from the first block to it."""
-    parts, flags = [], []
-    for m, c in r.cdnv.items():
-        start = thirds(len(c))[1]
-        before, last = slope(c, 0, start), slope(c, start, len(c) - 1)
-        flags.append(last > before)
-        parts.append(f"{m} {last:.3f} vs {before:.3f}")
-    return ("slope over the last third vs from the first block to it (decades/block): " + "; ".join(parts),
-            consensus(flags))
+def improve(models, view):
+    j = Judged()
+    for m, runs in models.items():
+        j.add(f"{m} CDNV", curve_estimate(runs, view, lambda c, n: np.log10(c.iloc[0] / c.iloc[-1])), 0, "above")
+        j.add(f"NC2", curve_estimate(runs, view, lambda c, n: n.iloc[0] - n.iloc[-1]), 0, "above")
+    return j.result("decades CDNV falls and NC2 falls from the first to the last block (> 0)")
 
 
-def plateau_ratio(c: pd.Series) -> float:
-    """Slope over the middle third / slope from the first to the last block (nan if CDNV does not fall)."""
-    middle, last = thirds(len(c))
-    overall = slope(c, 0, len(c) - 1)
-    return slope(c, middle, last) / overall if overall > 0 else float("nan")
+def faster_last(models, view):
+    j = Judged()
+    for m, runs in models.items():
+        def excess(c, n):
+            start = thirds(len(c))[1]
+            return slope(c, start, len(c) - 1) - slope(c, 0, start)
+        j.add(m, curve_estimate(runs, view, excess), 0, "above")
+    return j.result("slope over the last third minus the slope before it, decades/block (> 0)")
 
 
-def plateau(r: Runs) -> tuple[str, str]:
-    """(2) A plateau (ratio < PLATEAU) in every stored deep ResNet and none in ResNet18: holds; no
-    deep ResNet with a plateau: does not hold; otherwise inconclusive."""
-    ratios = {m: plateau_ratio(c) for m, c in r.cdnv.items()}
-    flat = {m: bool(q < PLATEAU) for m, q in ratios.items()}
-    statistic = (f"middle-third slope / slope from first to last block (a plateau below {PLATEAU}): "
-                 + "; ".join(f"{m} n/a (CDNV does not fall)" if np.isnan(q) else f"{m} {q:.2f}"
-                             for m, q in ratios.items()))
-    deep = [flat[m] for m in DEEP_RESNETS if m in flat]
-    verdict = ("holds" if all(deep) and not flat.get("resnet18", False)
-               else "does not hold" if not any(deep) else "inconclusive")
-    return statistic, verdict
+def plateau(models, view):
+    """Deep ResNets: a middle third slower than PLATEAU x the slower other third, a significant rise being
+    its own outcome (not a plateau); ResNet18: none."""
+    j = Judged()
+    for m, runs in models.items():
+        margin = curve_estimate(runs, view, plateau_margin)
+        middle = curve_estimate(runs, view, lambda c, n: thirds_slopes(c)[1])
+        rises = judge(middle, 0, "below") == HOLDS
+        if m == "resnet18":
+            j.add(f"{m} (none)", margin, 0, "above")
+        else:
+            j.add(f"{m}" + (" (CDNV rises in the middle third)" if rises else ""), margin, 0, "below",
+                  FAILS if rises else None)
+    return j.result(f"middle-third slope minus {PLATEAU} x the slower of the early and late thirds "
+                    "(a plateau: < 0)")
 
 
-def slower_with_depth(r: Runs) -> tuple[str, str]:
-    """(2) The slope from the first to the last block strictly falls with depth: holds; falls in rank
-    (Spearman's rho with depth order < 0) but not strictly: inconclusive; otherwise does not hold."""
-    slopes = {m: slope(c, 0, len(c) - 1) for m, c in r.cdnv.items()}
-    rho = spearman(range(len(slopes)), list(slopes.values()))
-    statistic = ("slope from first to last block (decades/block), shallow to deep: "
-                 + "; ".join(f"{m} {s:.3f}" for m, s in slopes.items()) + f" (Spearman's rho with depth {rho:.2f})")
-    verdict = "holds" if np.all(np.diff(list(slopes.values())) < 0) else "inconclusive" if rho < 0 else "does not hold"
-    return statistic, verdict
+def slower_with_depth(models, view):
+    j = Judged()
+    names = list(models)
+    overall = {m: curve_estimate(r, view, lambda c, n: slope(c, 0, len(c) - 1)) for m, r in models.items()}
+    for shallow, deep in zip(names, names[1:]):
+        j.add(f"{shallow} - {deep}", overall[shallow] - overall[deep], 0, "above")
+    return j.result("slope from the first to the last block, shallower minus deeper model, decades/block (> 0)")
 
 
-def little_spread(values: dict[str, float], n_test: int) -> tuple[str, str]:
-    """(2) Accuracies within LITTLE of each other: holds; spread above two standard errors of a
-    difference of two accuracies on ``n_test`` images: does not hold; otherwise inconclusive."""
-    spread = max(values.values()) - min(values.values())
-    mean = float(np.mean(list(values.values())))
-    noise = 2 * np.sqrt(2 * mean * (1 - mean) / n_test)
-    statistic = (", ".join(f"{m} {a:.3f}" for m, a in values.items())
-                 + f": spread {100 * spread:.1f} points (little: at most {100 * LITTLE:.0f}; two standard errors"
-                   f" of a difference on {n_test} test images: {100 * noise:.1f})")
-    return statistic, "holds" if spread <= LITTLE else "does not hold" if spread > noise else "inconclusive"
+def geometric(models, view):
+    j = Judged()
+    for m, runs in models.items():
+        j.add(m, curve_estimate(runs, view, log_linear_r2), GEOMETRIC_R2, "above")
+    return j.result(f"R² of a log-linear fit of CDNV over the blocks (geometric: > {GEOMETRIC_R2})")
 
 
-def deep_test_accuracy(r: Runs) -> tuple[str, str]:
-    return little_spread(r.summaries.test_acc.to_dict(), int(r.summaries.num_test.iloc[0]))
+def test_acc(models) -> dict[str, Estimate]:
+    return {m: accuracy_estimate(r, lambda x: x.test_acc, lambda x: x.num_test) for m, r in models.items()}
 
 
-def deep_probe_accuracy(r: Runs) -> tuple[str, str]:
-    last = {m: float(p.iloc[-1]) for m, p in r.probe.items()}
-    return little_spread(last, int(r.summaries.num_test.iloc[0]))
+def beat_resnet18(models, _view=None):
+    acc, j = test_acc(models), Judged()
+    for m in models:
+        if m != "resnet18" and "resnet18" in models:
+            j.add(f"{m} - resnet18", acc[m] - acc["resnet18"], 0, "above")
+    return j.result("test accuracy of each deeper ResNet minus ResNet18's (> 0)")
 
 
-def _range(stats: dict[str, float]) -> str:
-    if not stats:
-        return "none stored"
-    v = np.array(list(stats.values()))
-    return f"{v.min():.3g}-{v.max():.3g} (median {np.median(v):.3g})"
+def little_spread(estimates: dict[str, Estimate], what: str):
+    top = max(estimates, key=lambda m: estimates[m].value)
+    low = min(estimates, key=lambda m: estimates[m].value)
+    j = Judged()
+    j.add(f"{top} - {low}", estimates[top] - estimates[low], LITTLE, "below")
+    return j.result(f"largest minus smallest {what} (little: < {LITTLE})")
 
 
-def resnets_below_swins(per_model: dict[str, pd.Series], measure: str, mean: Callable) -> tuple[str, str]:
-    """(3) ResNets below Swins in ``mean`` over the blocks and at the last block. Every ResNet below
-    every Swin in both: holds; the ResNets' median below the Swins' in neither: does not hold;
-    otherwise inconclusive."""
-    stats = {"mean over blocks": {m: mean(c) for m, c in per_model.items()},
-             "last block": {m: float(c.iloc[-1]) for m, c in per_model.items()}}
-    parts, every, median = [], [], []
-    for name, values in stats.items():
-        res = {m: v for m, v in values.items() if m in RESNETS}
-        swin = {m: v for m, v in values.items() if m in SWINS}
-        parts.append(f"{name}: ResNets {_range(res)}, Swins {_range(swin)}")
-        if res and swin:
-            every.append(max(res.values()) < min(swin.values()))
-            median.append(np.median(list(res.values())) < np.median(list(swin.values())))
-    statistic = f"{measure} per model, min-max (median): " + "; ".join(parts)
-    return statistic, "holds" if all(every) else "does not hold" if not any(median) else "inconclusive"
+def deep_test_accuracy(models, _view=None):
+    return little_spread(test_acc(models), "test accuracy")
 
 
-def geometric_mean(c: pd.Series) -> float:
-    return float(10 ** np.log10(c.to_numpy(float)).mean())
+def deep_probe_accuracy(models, _view=None):
+    last = {m: accuracy_estimate(r, lambda x: x.probe.iloc[-1], lambda x: x.num_probe_test) for m, r in models.items()}
+    return little_spread(last, "last-block probe accuracy")
 
 
-def compress(r: Runs) -> tuple[str, str]:
-    return resnets_below_swins(r.cdnv, "CDNV (geometric mean)", geometric_mean)
+def final_gain(models, _view=None):
+    j = Judged()
+    for m, runs in models.items():
+        def gain(run):
+            return run.probe.iloc[-1] - run.probe.iloc[thirds(len(run.probe))[1]]
+        if len(runs) >= 2:
+            estimate = over_seeds([gain(r) for r in runs])
+        else:
+            run = runs[0]
+            estimate = (binomial(run.probe.iloc[-1], run.num_probe_test)
+                        - binomial(run.probe.iloc[thirds(len(run.probe))[1]], run.num_probe_test))
+        j.add(m, estimate, SMALL_GAIN, "below")
+    return j.result(f"probe accuracy gained over the last third of the blocks (small: < {SMALL_GAIN})")
 
 
-def separate(r: Runs) -> tuple[str, str]:
-    return resnets_below_swins(r.nc2, "NC2 (arithmetic mean)", lambda c: float(c.mean()))
+def resnets_below_swins(models, view, measure: str):
+    j = Judged()
+    if measure == "CDNV":
+        level = {"mean over blocks": lambda c, n: float(np.log10(c.to_numpy(float)).mean()),
+                 "last block": lambda c, n: float(np.log10(c.iloc[-1]))}
+    else:
+        level = {"mean over blocks": lambda c, n: float(n.mean()), "last block": lambda c, n: float(n.iloc[-1])}
+    for name, statistic in level.items():
+        for swin in (m for m in models if m in SWINS):
+            for resnet in (m for m in models if m in RESNETS):
+                j.add(f"{name} {swin} - {resnet}", curve_estimate(models[swin], view, statistic)
+                      - curve_estimate(models[resnet], view, statistic), 0, "above")
+    unit = "log10 CDNV" if measure == "CDNV" else "NC2"
+    return j.result(f"{unit}, each Swin minus each ResNet (> 0)")
 
 
-def probe_follows_cdnv(r: Runs) -> tuple[str, str]:
-    """Figure 7: Spearman's rho between CDNV and probe accuracy over each model's blocks below 0."""
-    rhos = {}
-    for m, c in r.cdnv.items():
-        joined = pd.concat([c, r.probe[m]], axis=1, join="inner")
-        rhos[m] = spearman(joined.iloc[:, 0], joined.iloc[:, 1])
-    statistic = ("Spearman's rho(CDNV, probe test accuracy) over blocks: "
-                 + "; ".join(f"{m} {q:.2f}" for m, q in rhos.items()))
-    return statistic, consensus(q < 0 for q in rhos.values())
+def compress(models, view):
+    return resnets_below_swins(models, view, "CDNV")
 
 
-def terminal(r: Runs) -> tuple[str, str]:
-    """Every run fits its training set (train accuracy >= TERMINAL)."""
-    below = r.summaries[r.summaries.train_acc < TERMINAL]
-    statistic = f"{len(r.summaries) - len(below)} of {len(r.summaries)} runs have train accuracy >= {TERMINAL:.0%}"
-    if len(below):
-        statistic += "; below: " + ", ".join(f"{m} {a:.4f}" for m, a in below.train_acc.items())
-    return statistic, "holds" if below.empty else "does not hold"
+def separate(models, view):
+    return resnets_below_swins(models, view, "NC2")
 
 
-def _row(claim: str, figure: str, runs: Runs, needed: list[str], judge: Callable[[Runs], tuple[str, str]],
-         why: str = "") -> dict:
-    """The claim judged on the runs of ``needed`` once all are stored (:func:`judged`)."""
-    return judged(claim, figure, needed, runs.cdnv, lambda: judge(runs.only(needed)), why)
+def shared_curve_excess(points: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """RMS residual of one line (probe accuracy on log10 CDNV) through every model's points, minus that of
+    one line per model: how much worse one curve per architecture explains them."""
+    def rms(pairs):
+        residuals = [y - np.polyval(np.polyfit(x, y, 1), x) for x, y in pairs]
+        return float(np.sqrt(np.mean(np.concatenate(residuals) ** 2)))
+    return rms([(np.concatenate([x for x, _ in points]), np.concatenate([y for _, y in points]))]) - rms(points)
+
+
+def one_curve_per_architecture(models, _view=None):
+    """Fig. 7: per family, the shared line's excess RMS residual (seed-0 runs, train/flat CDNV), its standard
+    error from a parametric bootstrap of the probe accuracies (binomial on their test images)."""
+    j, rng = Judged(), np.random.default_rng(0)
+    for family, members in (("ResNets", RESNETS), ("Swins", SWINS)):
+        runs = [models[m][0] for m in members if m in models]
+        if len(runs) < 2:
+            continue
+        points = [(np.log10(r.cdnv[VIEWS[0]].to_numpy(float)), r.probe.to_numpy(float)) for r in runs]
+        draws = [shared_curve_excess([(x, rng.binomial(r.num_probe_test, y) / r.num_probe_test)
+                                      for (x, y), r in zip(points, runs)]) for _ in range(BOOTSTRAP)]
+        estimate = Estimate(shared_curve_excess(points), float(np.std(draws, ddof=1)),
+                            f"parametric bootstrap of the probe accuracies, {BOOTSTRAP} draws")
+        j.add(family, estimate, LITTLE, "below")
+    if not j.verdicts:
+        return "no family has two models stored", INCONCLUSIVE
+    return j.result(f"RMS residual of one line per architecture minus one line per model (< {LITTLE})")
+
+
+def terminal(models, _view=None):
+    runs = [(m, r) for m, rs in models.items() for r in rs]
+    below = [(m, r.train_acc) for m, r in runs if r.train_acc < TERMINAL]
+    statistic = f"{len(runs) - len(below)} of {len(runs)} runs have train accuracy >= {TERMINAL:.0%}"
+    statistic += "".join(f"; below: {m} {a:.4f}" for m, a in below)
+    return statistic, HOLDS if not below else FAILS
+
+
+def view_name(view) -> str:
+    return f"{view[0]} split, {view[1]} features"
+
+
+def claim_text(label: str, quote: str) -> str:
+    return f'{label}: "{QUOTES[quote]}"'
 
 
 def study_models(found) -> dict[str, list[str]]:
@@ -233,51 +283,70 @@ def study_models(found) -> dict[str, list[str]]:
 
 
 def accuracy_table(found) -> pd.DataFrame:
-    """Every run's accuracies and whether it reached the terminal phase."""
-    return frames.run_table(found.summaries)
+    """Every run's accuracies (each seed's), and whether it reached the terminal phase."""
+    return frames.run_table(found.summaries, ("model", "size", "seed", "dataset", "n_per_class", "epochs",
+                                               "train_acc", "test_acc"))
 
 
-def dataset_claims(name: str, models: list[str], runs: Runs) -> list[dict]:
-    """The claims on one dataset whose study has ``models``."""
+def dataset_claims(name: str, models: list[str], stored: dict[str, list[Run]]) -> list[dict]:
+    """The claims on one dataset whose study has ``models`` (``stored``: model -> its stored runs)."""
     rows = []
     resnets = [m for m in models if m in RESNETS]
     swins = [m for m in models if m in SWINS]
     deep = [m for m in resnets if m in DEEP_RESNETS]
     fewer = "the study has fewer than two of these models at this scale"
-    for family, members, figure in (("ResNets", resnets, RESNET_FIGURE), ("Swin Transformers", swins, SWIN_FIGURE)):
-        if not members:  # the study has no model of this family at this scale
-            continue
-        rows.append(_row(f"(1) {family} on {name}: CDNV and NC2 are lower at the last block than at the first",
-                         figure, runs, members, improve))
-        rows.append(_row(f"(1) {family} on {name}: CDNV falls faster (decades per block) over the last third of"
-                         " the blocks than before it", figure, runs, members, faster_last))
-        if family == "ResNets":
-            rows.append(_row(f"(2) ResNets on {name}: ResNet50/101/152 have a plateau in the middle blocks, ResNet18"
-                             " has none", figure, runs, [m for m in resnets if m in ("resnet18",) + DEEP_RESNETS],
-                             plateau, "" if deep else "the study has no ResNet50/101/152 at this scale"))
-        rows.append(_row(f"(2) {family} on {name}: the deeper the model, the less each block lowers CDNV",
-                         figure, runs, members, slower_with_depth, "" if len(members) >= 2 else fewer))
+
+    def row(claim, figure, needed, judge, view=None, why=""):
+        return judged(claim, figure, needed, stored,
+                      lambda: judge({m: stored[m] for m in needed if m in stored}, view), why)
+
+    for view in VIEWS:
+        seen = f"{name}, {view_name(view)}"
+        for family, members, figure in (("ResNets", resnets, RESNET_FIGURE), ("Swin Transformers", swins, SWIN_FIGURE)):
+            if not members:
+                continue
+            rows.append(row(claim_text(f"(1) {family} on {seen}: CDNV and NC2 are lower at the last block than at "
+                                       "the first", "improve"), figure, members, improve, view))
+            rows.append(row(claim_text(f"(1) {family} on {seen}: CDNV falls faster over the last third of the blocks "
+                                       "than before it", "faster"), figure, members, faster_last, view))
+            if family == "ResNets":
+                rows.append(row(claim_text(f"(2) ResNets on {seen}: ResNet50/101/152 have a plateau in the middle "
+                                           "blocks, ResNet18 has none", "plateau"), figure,
+                                [m for m in resnets if m in ("resnet18",) + DEEP_RESNETS], plateau, view,
+                                "" if deep and "resnet18" in resnets else "the study lacks ResNet18 or a deep ResNet"))
+                if "resnet18" in resnets and name == "CIFAR-10":
+                    rows.append(row(claim_text(f"(footnote 2) ResNet18 on {seen}: CDNV decays geometrically over "
+                                               "the blocks", "geometric"), figure, ["resnet18"], geometric, view))
+            rows.append(row(claim_text(f"(2) {family} on {seen}: the deeper the model, the less each block lowers "
+                                       "CDNV", "depth"), figure, members, slower_with_depth, view,
+                            "" if len(members) >= 2 else fewer))
+        for what, judge in (("compress more (lower CDNV)", compress), ("separate classes more (lower NC2)", separate)):
+            rows.append(row(claim_text(f"(3) ResNets vs Swin Transformers on {seen}: ResNet blocks {what}",
+                                       "architectures"), SWIN_FIGURE, models, judge, view,
+                            "" if resnets and swins else "the study lacks ResNets or Swins at this scale"))
+    if "resnet18" in resnets and len(resnets) >= 2:
+        rows.append(row(claim_text(f"(2) ResNets on {name}: every deeper ResNet has higher test accuracy than "
+                                   "ResNet18", "beat18"), ACCURACY, resnets, beat_resnet18))
     for what, figure, judge in (("test accuracy", ACCURACY, deep_test_accuracy),
                                 ("last-block probe test accuracy", RESNET_FIGURE, deep_probe_accuracy)):
-        rows.append(_row(f"(2) ResNets on {name}: ResNet50/101/152 differ by at most one point in {what}",
-                         figure, runs, deep, judge, "" if len(deep) >= 2 else fewer))
-    for what, judge in (("compress more (lower CDNV)", compress), ("separate classes more (lower NC2)", separate)):
-        rows.append(_row(f"(3) ResNets vs Swin Transformers on {name}: ResNet blocks {what}", SWIN_FIGURE, runs,
-                         models, judge, "" if resnets and swins else "the study lacks ResNets or Swins at this scale"))
-    rows.append(_row(f"(2, Fig. 7) every model on {name}: across its blocks, lower CDNV goes with higher probe"
-                     " accuracy", PROBE_VS_CDNV, runs, models, probe_follows_cdnv))
-    rows.append(_row(f"every model on {name}: its run reached the terminal phase (train accuracy >= 99%)",
-                     ACCURACY, runs, models, terminal))
+        rows.append(row(claim_text(f"(2) ResNets on {name}: ResNet50/101/152 differ by at most one point in {what}",
+                                   "beat18"), figure, deep, judge, why="" if len(deep) >= 2 else fewer))
+    if resnets:
+        rows.append(row(claim_text(f"(1) ResNets on {name}: the probe gains little over the last third of the "
+                                   "blocks", "final"), RESNET_FIGURE, resnets, final_gain))
+    rows.append(row(claim_text(f"(2, Fig. 7) on {name}: one probe-accuracy curve over log10 CDNV per architecture "
+                               "fits all its models", "fig7"), PROBE_VS_CDNV, models, one_curve_per_architecture))
+    rows.append(row(f"every run on {name}: it reached the terminal phase (train accuracy >= 99%)",
+                    ACCURACY, models, terminal))
     return rows
 
 
 def claims(found) -> pd.DataFrame:
-    """The section 4.1 claims on every dataset of the study, judged from the stored runs of ``found``
-    (a :class:`ncutils.runs.StudyResults`)."""
-    cdnv, nc2, probe = (curves(found.metrics, m) for m in ("cdnv_sum", "nc2", "probe_test_acc"))
+    """The section 4.1 claims on every dataset of the study, judged from every seed's stored run in ``found``
+    (a :class:`ncutils.results.StudyResults`)."""
+    runs = stored_runs(found, VIEWS) if not found.summaries.empty else {}
     rows = []
     for dataset, models in study_models(found).items():
-        per_model = [{m: d[dataset, m] for m in models if (dataset, m) in d} for d in (cdnv, nc2, probe)]
-        summaries = found.summaries[found.summaries.dataset == dataset].set_index("model")
-        rows += dataset_claims(DATASETS.get(dataset, dataset), models, Runs(*per_model, summaries))
+        stored = {m: runs[dataset, m] for m in models if (dataset, m) in runs}
+        rows += dataset_claims(DATASETS.get(dataset, dataset), models, stored)
     return table(rows)

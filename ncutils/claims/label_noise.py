@@ -27,7 +27,6 @@ from .. import frames
 from ..frames import memorization_ratios
 from ..studies import CIFAR10N, RANDOM_LABELS, RESNETS, SWINS
 from . import figure_link, judged, table
-from .clean import consensus, geometric_mean, spearman
 
 STUDY = "label_noise"
 CHAPTER = "label_noise"
@@ -35,6 +34,22 @@ RANDOM_FIGURE = figure_link(CHAPTER, "label-noise-random")
 SETTINGS = (("random labels", RANDOM_LABELS, RANDOM_FIGURE),
             ("CIFAR-10N", CIFAR10N, figure_link(CHAPTER, "label-noise-cifar10n")))
 NOISY = RANDOM_LABELS + CIFAR10N
+
+
+def consensus(flags) -> str:
+    """'holds' if every flag is true, 'does not hold' if none is, 'inconclusive' otherwise."""
+    flags = list(flags)
+    return "holds" if all(flags) else "does not hold" if not any(flags) else "inconclusive"
+
+
+def spearman(a, b) -> float:
+    """Spearman's rank correlation of two equally long sequences (nan if one is constant)."""
+    ra, rb = pd.Series(np.asarray(a, float)).rank(), pd.Series(np.asarray(b, float)).rank()
+    return float(ra.corr(rb)) if ra.nunique() > 1 and rb.nunique() > 1 else float("nan")
+
+
+def geometric_mean(c: pd.Series) -> float:
+    return float(10 ** np.log10(c.to_numpy(float)).mean())
 
 
 def trained_label_rows(metrics: pd.DataFrame, measure: str) -> pd.DataFrame:
