@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,10 +79,14 @@ def _hide_injected_parameters(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def build(scale: str = "cpu", compute: bool = False, book: Path = BOOK) -> Path:
-    """Execute every chapter, render the book, return the path of its index.html."""
+def build(scale: str = "cpu", compute: bool = False, book: Path = BOOK, into: Path | None = None) -> Path:
+    """Execute every chapter, render the book, return the path of its index.html. ``into``: build a copy of
+    the book's sources there (executed chapters and HTML included), leaving ``book``'s own build untouched."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+    if into is not None:
+        shutil.copytree(book, into, ignore=shutil.ignore_patterns("_build", EXECUTED), dirs_exist_ok=True)
+        book = Path(into)
     for name in chapters(book):
         print(f"executing {name} (scale {scale}{', computing missing runs' if compute else ''})", flush=True)
         execute(name, scale, compute, book)

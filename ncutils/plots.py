@@ -12,7 +12,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
-from . import frames
+from . import frames, palette
 from .claims import (VERDICT_COLOURS, VERDICTS, corruption, domain, label_noise, nc1_vs_cdnv, small_nets,
                      train_vs_test)
 from .claims.clean import DATASETS
@@ -31,7 +31,9 @@ NO_RUNS = "no stored runs yet"
 
 def layer_figure(frames: list[pd.DataFrame], rows: list[tuple[str, str, bool]], *, hue: str = "model",
                  title: str = "", hue_order=None) -> plt.Figure:
-    """One panel per (frame, row): ``frames[i]`` holds the rows of measure ``rows[i][0]``."""
+    """One panel per (frame, row): ``frames[i]`` holds the rows of measure ``rows[i][0]``. Runs repeated over
+    seeds are drawn as their mean with a band of two standard errors; models and noises keep one colour
+    (:mod:`ncutils.palette`)."""
     fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.4), squeeze=False)
     legend_panel = max((i for i, f in enumerate(frames) if not f.empty), default=None)
     for i, (ax, frame, (_, label, log)) in enumerate(zip(axes[0], frames, rows)):
@@ -40,8 +42,10 @@ def layer_figure(frames: list[pd.DataFrame], rows: list[tuple[str, str, bool]], 
         if frame.empty:
             ax.text(0.5, 0.5, NO_RUNS, ha="center", va="center", transform=ax.transAxes)
             continue
+        order = hue_order or list(dict.fromkeys(frame[hue]))
         sns.lineplot(data=frame, x="layer number", y="value", hue=hue, hue_order=hue_order, marker="o",
-                     markersize=4, ax=ax, legend=i == legend_panel)
+                     markersize=4, ax=ax, legend=i == legend_panel, errorbar=("se", 2),
+                     palette=palette.colours(hue, order))
         if log:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
@@ -60,19 +64,22 @@ def _no_runs(ax) -> None:
     ax.text(0.5, 0.5, NO_RUNS, ha="center", va="center", transform=ax.transAxes)
 
 
-def family_figure(metrics: pd.DataFrame, models, rows, title: str, note: str, *, fit: bool = False) -> None:
+def family_figure(metrics: pd.DataFrame, models, rows, title: str, note: str, *, fit: bool = False,
+                  view: tuple[str, str] = ("train", "flat")) -> None:
     """Per dataset, ``rows`` (e.g. ``[CDNV, NC2, PROBE]``) per layer, one line per model of ``models`` (in that
-    order). ``fit``: dashed, the least-squares line through log10 CDNV against the layer number
-    (:func:`ncutils.claims.vgg_vit.log_linear_line`; a straight line on the log axis is a geometric decay)."""
+    order), the NC measures in ``view`` (split, features; probes: pooled, test). ``fit``: dashed, the
+    least-squares line through log10 CDNV against the layer number (:func:`ncutils.claims.vgg_vit.log_linear_line`;
+    a straight line on the log axis is a geometric decay)."""
     frame = metrics[metrics.model.isin(models)] if not metrics.empty else metrics
     if frame.empty:
         print(f"no stored runs of {', '.join(models)} yet ({note})")
         return
     for dataset, runs in frame.groupby("dataset"):
         order = [m for m in models if m in set(runs.model)]
-        panels = [frames.layer_rows(runs, m) for m, _, _ in rows]
-        fig = layer_figure(panels, rows, hue_order=order, title=f"{title} on {DATASETS.get(dataset, dataset)} ({note})")
-        colors = dict(zip(order, sns.color_palette(n_colors=len(order))))
+        panels = [frames.layer_rows(runs, m, split=view[0], features=view[1]) for m, _, _ in rows]
+        fig = layer_figure(panels, rows, hue_order=order, title=f"{title} on {DATASETS.get(dataset, dataset)}, "
+                                                                 f"{view[0]} split, {view[1]} features ({note})")
+        colors = palette.colours("model", order)
         for model, curve in panels[0].sort_values("layer number").groupby("model") if fit else ():
             slope, intercept = log_linear_line(curve.value)
             x = curve["layer number"].to_numpy()
@@ -170,7 +177,7 @@ def corruption_accuracy(found, note: str) -> None:
     plt.show()
 
 
-PALETTE = dict(zip(PACS, sns.color_palette(n_colors=len(PACS))))  # one colour per source model, in every figure
+PALETTE = palette.DOMAIN_COLOURS  # one colour per source model, in every figure
 
 
 def domain_figure(metrics: pd.DataFrame, note: str) -> None:

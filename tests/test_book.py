@@ -18,7 +18,8 @@ KNOWN_SCRIPT_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
 
 @pytest.fixture(scope="session")
 def smoke_book(cifar_root, tmp_path_factory):
-    """book/_build/html of the smoke build (built once per session: it executes every chapter)."""
+    """The HTML of the smoke build, built in a temporary copy of the book (once per session: it executes
+    every chapter), so book/_build keeps the book ``make book`` built."""
     tmp = tmp_path_factory.mktemp("smoke-book")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NCUTILS_RESULTS", str(tmp / "results"))  # smoke runs stay out of data/results
@@ -27,9 +28,17 @@ def smoke_book(cifar_root, tmp_path_factory):
         # cores), then the chapters executed (compute=True: anything the sweep missed is computed there)
         report = run_local(study_configs("all_runs", "smoke"), store=Store(), workers=2, progress=False)
         assert not report.failed, report
-        index = build(scale="smoke", compute=True)
+        before = _snapshot(BOOK)
+        index = build(scale="smoke", compute=True, into=tmp / "book")
     assert index.exists()
-    return BOOK / "_build" / "html"
+    assert _snapshot(BOOK) == before, "the smoke build touched book/_build or book/_executed"
+    return index.parent
+
+
+def _snapshot(book):
+    """(path, size, mtime) of every file of the book's own build outputs."""
+    return sorted((str(f), f.stat().st_size, f.stat().st_mtime_ns) for d in ("_build", "_executed")
+                  for f in (book / d).rglob("*") if f.is_file())
 
 
 def test_smoke_build_renders_every_chapter_with_its_figures(smoke_book):
@@ -39,6 +48,15 @@ def test_smoke_build_renders_every_chapter_with_its_figures(smoke_book):
         assert images, f"chapter {name} shows no figure"
         for src in images:
             assert (smoke_book / "_executed" / src).resolve().stat().st_size > 1000, (name, src)
+
+
+def test_no_executed_chapter_shows_progress_bars(smoke_book):
+    """The smoke build computes runs inside the chapters (compute=True): no tqdm bar may reach a page."""
+    for name in chapters():
+        notebook = nbformat.read(smoke_book / "_sources" / "_executed" / f"{name}.ipynb", as_version=4)
+        text = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                       for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+        assert not re.search(r"\d+%\|[^|]*\|", text), f"chapter {name} shows a progress bar"
 
 
 def test_download_buttons_give_each_chapter_notebook_and_the_landing_page_source(smoke_book):

@@ -25,12 +25,18 @@ INSTALL = ("install Debian's Chromium and its driver: `apt-get install chromium 
 SKIPPED_DIRS = {"_static", "_sources", "_images", "_downloads"}  # assets, not pages
 MIN_FIGURE_BYTES = 1000
 
-# Run in the page once it has loaded: load every image (also lazy ones), then describe the page.
+# Run in the page once it has loaded: load every image (also lazy ones), let MathJax typeset (when the page
+# has it), then describe the page.
 DESCRIBE_PAGE = """
 const done = arguments[arguments.length - 1];
 const images = [...document.images];
 images.forEach(i => { i.loading = "eager"; });
-Promise.all(images.map(i => i.decode().catch(() => null))).then(() => done({
+const typeset = (window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve();
+const main = document.querySelector("main") || document.body;
+Promise.all([typeset.catch(() => null), ...images.map(i => i.decode().catch(() => null))]).then(() => done({
+  maths: document.querySelectorAll(".math").length,
+  rendered: document.querySelectorAll("mjx-container").length,
+  raw: ["\\\\(", "\\\\["].some(t => main.innerText.includes(t)),
   title: document.title,
   text: (document.querySelector("main") || document.body).innerText.trim().length,
   ids: [...document.querySelectorAll("[id]")].map(e => e.id)
@@ -96,6 +102,9 @@ def site_problems(driver, root: Path) -> list[str]:
         described[page] = info
         if not info["title"] or not info["text"]:
             problems.append(f"{name}: the page shows nothing (title {info['title']!r})")
+        if info["raw"] or info["rendered"] < info["maths"]:
+            problems.append(f"{name}: maths not rendered ({info['rendered']} of {info['maths']} formulas"
+                            + (", raw \\( or \\[ in the text)" if info["raw"] else ")"))
         for entry in driver.get_log("browser"):
             if entry["level"] == "SEVERE" and entry["source"] == "javascript" and "file://" in entry["message"]:
                 problems.append(f"{name}: script error: {entry['message']}")
@@ -178,8 +187,10 @@ def test_a_working_site_has_no_problems(browser, site):
     (lambda s: (s / "index.html").write_text(_page('<p>text</p><script src="gone.js"></script>')),
      "index.html: missing script or stylesheet"),
     (lambda s: (s / "index.html").write_text(_page("", title="")), "index.html: the page shows nothing"),
+    (lambda s: (s / "index.html").write_text(_page(r'<p>CDNV <span class="math">\(\sigma_k^2\)</span></p>')),
+     "index.html: maths not rendered (0 of 1 formulas, raw"),
 ], ids=["missing figure", "empty figure", "missing anchor", "missing page", "script error", "missing script",
-        "empty page"])
+        "empty page", "raw maths"])
 def test_each_defect_is_found(browser, site, defect, expected):
     defect(site)
     problems = site_problems(browser, site)

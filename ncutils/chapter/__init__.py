@@ -158,7 +158,7 @@ def open_chapter(name: str, *, scale: str, compute: bool, **params) -> Chapter:
     if study is None:
         return Chapter(name, scale, compute, params, note=s.note())
     configs = study_configs(study, scale)
-    every_seed = available(configs, compute=compute)
+    every_seed = available(configs, compute=compute, progress=False)  # no progress bars in the pages
     found = every_seed.seed_means()
     judged = None
     if name in claims_package.chapters():
