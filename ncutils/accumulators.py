@@ -27,31 +27,25 @@ class ClassAccumulator:
     is reduced again from its deviations from the class means, the exact two-read way. Work is done
     in column blocks of the batch.
 
-    With ``groups`` G > 1 the moments are kept per cell (class k, group g): the i-th sample of class k
-    in the stream falls in group i mod G, so every group holds about 1/G of every class, whatever the
-    order of the stream. :meth:`moments` merges the groups; :meth:`cell_moments` gives the cells, from
-    which ``metrics.merge_groups`` forms the delete-a-group jackknife's subsets.
+    With ``groups`` G > 1 the moments are kept per cell (class k, group g), each sample's group given with
+    its batch (:class:`StratifiedGroups`: about 1/G of every class in each group, whatever the order of
+    the stream). :meth:`moments` merges the groups; :meth:`cell_moments` gives the cells, from which
+    ``metrics.merge_groups`` forms the delete-a-group jackknife's subsets.
     """
 
     def __init__(self, num_classes: int, groups: int = 1):
         self.num_classes, self.groups = num_classes, groups
         self.count = self.mean = self.ssd = None
-        self.seen = torch.zeros(num_classes, dtype=torch.int64)  # samples of each class so far
         self.pending = PendingRows()
 
-    def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add a batch: features (B, D) of any float dtype, labels (B,) int64 in [0, num_classes)."""
-        cells = labels if self.groups == 1 else self._cells(labels)
+    def update(self, features: torch.Tensor, labels: torch.Tensor, group: torch.Tensor | None = None) -> None:
+        """Add a batch: features (B, D) of any float dtype, labels (B,) int64 in [0, num_classes), and with
+        ``groups`` > 1 each sample's group (B,) in [0, groups)."""
+        if self.groups > 1 and group is None:
+            raise ValueError(f"an accumulator of {self.groups} groups needs each sample's group")
+        cells = labels if self.groups == 1 else labels * self.groups + group.to(labels.device)
         if self.pending.add(features.detach().reshape(len(features), -1), cells):
             self._merge(*self.pending.take())
-
-    def _cells(self, labels: torch.Tensor) -> torch.Tensor:
-        """class * groups + (the sample's rank among its class's samples in the stream) mod groups."""
-        self.seen = self.seen.to(labels.device)
-        onehot = torch.nn.functional.one_hot(labels, self.num_classes)
-        rank = (onehot.cumsum(0) - 1).gather(1, labels[:, None]).squeeze(1) + self.seen[labels]
-        self.seen += onehot.sum(0)
-        return labels * self.groups + rank % self.groups
 
     def _merge(self, parts: list[torch.Tensor], labels: torch.Tensor) -> None:
         if self.mean is None:
@@ -103,6 +97,24 @@ class ClassAccumulator:
         present = self.count > 0
         classes = torch.nonzero(present).flatten()
         return ClassMoments(classes, self.count[present], self.mean[present], self.ssd[present])
+
+
+class StratifiedGroups:
+    """Jackknife groups of a stream: the i-th sample of class k (under the labels given) is in group i mod
+    ``groups``. One assignment serves every label grouping of a batch, so a replicate of a ratio of two
+    groupings' measures (the memorization ratio) leaves out the same images from both."""
+
+    def __init__(self, num_classes: int, groups: int):
+        self.num_classes, self.groups = num_classes, groups
+        self.seen = torch.zeros(num_classes, dtype=torch.int64)  # samples of each class so far
+
+    def __call__(self, labels: torch.Tensor) -> torch.Tensor:
+        """The group of each sample of the next batch."""
+        self.seen = self.seen.to(labels.device)
+        onehot = torch.nn.functional.one_hot(labels, self.num_classes)
+        rank = (onehot.cumsum(0) - 1).gather(1, labels[:, None]).squeeze(1) + self.seen[labels]
+        self.seen += onehot.sum(0)
+        return rank % self.groups
 
 
 class SecondPassAccumulator:

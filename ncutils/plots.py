@@ -70,6 +70,8 @@ def family_figure(metrics: pd.DataFrame, models, rows, title: str, note: str, *,
     order), the NC measures in ``view`` (split, features; probes: pooled, test). ``fit``: dashed, the
     least-squares line through log10 CDNV against the layer number (:func:`ncutils.claims.vgg_vit.log_linear_line`;
     a straight line on the log axis is a geometric decay)."""
+    if not models:
+        return
     frame = metrics[metrics.model.isin(models)] if not metrics.empty else metrics
     if frame.empty:
         print(f"no stored runs of {', '.join(models)} yet ({note})")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import metrics
-from .accumulators import ClassAccumulator, SecondPassAccumulator
+from .accumulators import ClassAccumulator, SecondPassAccumulator, StratifiedGroups
 from .metrics import ClassMoments
 from .models import classifier, forward_with_taps, layer_taps
 
@@ -43,7 +43,8 @@ def measure(model: nn.Module, batches, *, num_classes: int | None = None, featur
     penultimate: also measure the classifier's input (layer "penultimate"), with NC3.
     taps: a subset of ``layer_taps(model)``; default all.
     jackknife: G > 1 adds the measures of :data:`JACKKNIFE_MEASURES` without each group g < G of samples
-        (the i-th sample of each class in the stream is in group i mod G), as measures ``"<name>@jk<g>"`` (:func:`jackknife_name`):
+        (the i-th sample of each class of the first label grouping is in group i mod G, for every grouping),
+        as measures ``"<name>@jk<g>"`` (:func:`jackknife_name`):
         the delete-a-group jackknife's replicates, from which :func:`ncutils.frames.jackknife_se` gives the
         standard error over images of any statistic of them. Pass 1 then keeps G cells per class (memory x G).
 
@@ -67,10 +68,12 @@ def measure(model: nn.Module, batches, *, num_classes: int | None = None, featur
     model.eval()
     try:
         with torch.inference_mode():
-            first = {}
+            first, assign = {}, StratifiedGroups(num_classes, max(1, jackknife))
             for _, layers, groups in _forward_passes(model, batches, selected, head, num_classes, progress, "pass 1"):
+                group = assign(next(iter(groups.values()))) if jackknife >= 2 else None  # by the first grouping
                 for key, h in _keyed_views(layers, views, groups):
-                    first.setdefault(key, ClassAccumulator(num_classes, max(1, jackknife))).update(h, groups[key[2]])
+                    first.setdefault(key, ClassAccumulator(num_classes, max(1, jackknife))).update(
+                        h, groups[key[2]], group)
             cells = {key: _located(key, acc.cell_moments) for key, acc in first.items()}
             del first  # the moments are copies; free the accumulators before pass 2
             moments = cells if jackknife < 2 else {key: metrics.merge_groups(c, jackknife) for key, c in cells.items()}

@@ -69,6 +69,37 @@ def test_unknown_names_and_wrong_values_fail_in_one_line(name, value, expected):
     assert "\n" not in str(e.value) and str(e.value).startswith(f"parameter {name} = ") and expected in str(e.value)
 
 
+@pytest.mark.parametrize("chapter,name,value,expected", [
+    ("clean", "models", ["resnet18", "resnet1000"], "unknown: 'resnet1000'"),
+    ("clean", "models", "resnet18", "a non-empty list of models"),
+    ("clean", "seeds", [0, -1], "integers >= 0"),
+    ("clean", "epochs", 2.5, "an integer >= 0"),
+    ("label_noise", "noises", ["random:1.4"], "label noises only"),
+    ("corruption", "corruptions", ["fog:level2"], "input corruptions only"),
+])
+def test_run_settings_are_checked(chapter, name, value, expected):
+    with pytest.raises(ParameterError) as e:
+        check_parameters(chapter, scale="cpu", compute=False, **{name: value})
+    assert "\n" not in str(e.value) and expected in str(e.value)
+    check_parameters(chapter, scale="cpu", compute=False, **{name: None})  # None: the study's own
+
+
+def test_custom_settings_replace_the_studys():
+    from ncutils.chapter.custom import customised
+    from ncutils.studies import study_configs
+
+    configs = customised(study_configs("label_noise", "cpu"), "cpu", models=["resnet18", "swin_t"],
+                         noises=["random:0.3"], epochs=20, seeds=[5])
+    assert {(c.model, c.noise, c.epochs, c.seed) for c in configs} == {
+        (m, n, 20, 5) for m in ("resnet18", "swin_t") for n in ("clean", "random:0.3")}
+    swin = next(c for c in configs if c.model == "swin_t")
+    assert swin.recipe == "adamw" and dict(swin.size) == {"embed_dim": 24}  # the model's own recipe and size
+    parker = customised(study_configs("small_nets", "cpu"), "cpu", models=["vgg13"])
+    assert {c.recipe for c in parker} == {"parker"} and {c.epochs for c in parker} == {0, 600}
+    chapter = open_chapter("clean", scale="smoke", compute=False, models=["vgg13", "resnet34"])
+    assert chapter.models == ["vgg13", "resnet34"] and chapter.of(RESNETS) == ["resnet34"]
+
+
 def test_unknown_parameters_and_chapters_are_refused():
     with pytest.raises(ParameterError, match="chapter clean has no parameter 'scael'"):
         check_parameters("clean", scale="cpu", compute=False, scael="cpu")

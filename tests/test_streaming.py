@@ -172,6 +172,20 @@ def test_jackknife_replicates_equal_the_measures_without_each_group(resnet):
             assert rows.loc[f"cdnv_sum@jk{g}", "num_samples"] == int(kept.sum())
 
 
+def test_every_label_grouping_leaves_out_the_same_images(resnet):
+    """Groups follow the first grouping's classes, so the noisy grouping's replicate g drops the same images."""
+    x, clean, noisy = structured_data(seed=4)
+    df = measure(resnet, batches_of(x, {"clean": clean, "noisy": noisy}, 9), features="pooled",
+                 jackknife=3, taps=["layer2.0"])
+    feats, _ = reference_features(resnet, batches_of(x, {"clean": clean}, 9))
+    h = feats["layer2.0"].double().mean(dim=(2, 3))
+    rank = torch.stack([(clean[:i] == clean[i]).sum() for i in range(len(x))])
+    rows = df[(df.layer == "layer2.0") & (df.labels == "noisy")].set_index("measure").value
+    for g in range(3):
+        kept = rank % 3 != g
+        assert rows[f"cdnv_sum@jk{g}"] == pytest.approx(metrics.cdnv(h[kept], noisy[kept]), rel=1e-9)
+
+
 def test_merged_groups_equal_the_moments_of_their_samples():
     rng = np.random.default_rng(3)
     h, y, group = rng.normal(5, 2, (90, 6)), rng.integers(0, 3, 90), np.arange(90) % 5

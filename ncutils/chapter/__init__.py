@@ -24,6 +24,7 @@ from ..results import StudyResults, available
 from ..scales import Scale, get_scale
 from ..studies import study_configs
 from . import pages
+from .custom import SETTINGS, customised
 from .parameters import ParameterError, check_parameters
 
 __all__ = ["Chapter", "ParameterError", "check_parameters", "open_chapter"]
@@ -80,6 +81,15 @@ class Chapter:
     """the claims page: its chapters, in the book's order"""
     every_seed: StudyResults | None = None
     """the runs of every seed (what is stored and missing)"""
+
+    @property
+    def models(self) -> list[str]:
+        """The chapter's models, in the order of its runs (its ``models`` parameter, else its study's)."""
+        return list(dict.fromkeys(c.model for c in self.configs))
+
+    def of(self, family) -> list[str]:
+        """The chapter's models among ``family`` (e.g. ``ncutils.studies.RESNETS``), in the family's order."""
+        return [m for m in family if m in self.models]
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -157,7 +167,7 @@ def open_chapter(name: str, *, scale: str, compute: bool, **params) -> Chapter:
     study = study_of(name)
     if study is None:
         return Chapter(name, scale, compute, params, note=s.note())
-    configs = study_configs(study, scale)
+    configs = customised(study_configs(study, scale), scale, **{k: v for k, v in params.items() if k in SETTINGS})
     every_seed = available(configs, compute=compute, progress=False)  # no progress bars in the pages
     found = every_seed.seed_means()
     judged = None

@@ -10,10 +10,10 @@ import numbers
 import os
 from collections.abc import Callable
 
-from ..corruptions import SEVERITY_PARAMETERS
+from ..corruptions import SEVERITY_PARAMETERS, parse_corruption
 from ..domains import parse_domain
 from ..models import model_names
-from ..noise import CIFAR10N_KINDS
+from ..noise import CIFAR10N_KINDS, parse_noise
 from ..scales import SCALES
 
 PAPER_LEVELS = (0, 1, 2, 3)  # clean, then CIFAR-10-C severities 1, 3, 5
@@ -77,6 +77,33 @@ def model_specs(name: str, value) -> None:
                            f"package.module:callable (not: {', '.join(map(repr, bad))})")
 
 
+def optional(check: Callable) -> Callable:
+    """``check``, or None (the study's own setting)."""
+    def check_optional(name: str, value) -> None:
+        if value is not None:
+            check(name, value)
+    return check_optional
+
+
+def specs(parse: Callable, what: str, example: str) -> Callable:
+    """A non-empty list of strings that ``parse`` accepts (label noises, input corruptions)."""
+    def check(name: str, value) -> None:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+            _fail(name, value, f"a non-empty list of {what}, e.g. {example}")
+        for v in value:
+            try:
+                parse(v)
+            except (ValueError, TypeError) as e:
+                _fail(name, value, f"{what} only ({str(e).splitlines()[0]})")
+    return check
+
+
+def seeds(name: str, value) -> None:
+    if (isinstance(value, str) or not isinstance(value, (list, tuple)) or not value
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in value)):
+        _fail(name, value, "a non-empty list of integers >= 0")
+
+
 def path_or_none(name: str, value) -> None:
     if value is not None and not isinstance(value, (str, os.PathLike)):
         _fail(name, value, "None or a directory path")
@@ -91,7 +118,17 @@ def domain_shift(name: str, value) -> None:
 
 # every chapter takes these two; its parameters cell may hold more (PARAMETERS)
 CHECKS: dict[str, Callable] = {"scale": one_of(tuple(SCALES)), "compute": boolean}
+# every chapter of a study takes these (None: the study's own; ncutils.chapter.custom)
+RUN_SETTINGS: dict[str, Callable] = {"models": optional(names(tuple(model_names()), "models")),
+                                     "n_per_class": optional(integer(1)), "epochs": optional(integer(0)),
+                                     "seeds": optional(seeds)}
+NOISES = {"noises": optional(specs(parse_noise, "label noises", "['random:0.3', 'cifar10n:worse']"))}
+CORRUPTIONS = {"corruptions": optional(specs(parse_corruption, "input corruptions",
+                                             "['gaussian_noise:level2', 'speckle_noise:5']"))}
 PARAMETERS: dict[str, dict[str, Callable]] = {
+    **{c: RUN_SETTINGS for c in ("clean", "domain", "vgg_vit", "small_nets", "train_vs_test", "nc1_vs_cdnv")},
+    "label_noise": {**RUN_SETTINGS, **NOISES},
+    "corruption": {**RUN_SETTINGS, **CORRUPTIONS},
     "primer": {"num_classes": integer(2), "dim": integer(2), "per_class": integer(2), "steps": integer(2),
                "seed": integer(0)},
     "measure_your_model": {"models": model_specs},
