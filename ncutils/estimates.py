@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import frames
 from .frames import VIEWS
+from .streaming import PENULTIMATE
 from .verdict import Estimate, binomial, jackknife, over_seeds
 
 
@@ -29,29 +29,34 @@ class Run:
     num_probe_test: int = 0
 
 
-def _series(rows: pd.DataFrame) -> pd.Series:
-    return rows.set_index("layer number").value.sort_index()
-
-
 def stored_runs(found, views=VIEWS) -> dict[tuple[str, str], list[Run]]:
-    """Per (dataset, model), its stored runs in seed order, with CDNV and NC2 in each of ``views``."""
+    """Per (dataset, model), its stored runs in seed order, with CDNV and NC2 in each of ``views`` (rows as
+    :func:`ncutils.frames.layer_rows` selects them: clean labels and inputs, the run's own data, no
+    classifier input), read in one pass over the table."""
     runs: dict[tuple[str, str], list[Run]] = {}
     metrics, summaries = found.metrics, found.summaries
+    if not metrics.empty:
+        metrics = metrics[(metrics.eval_data == metrics.dataset) & (metrics.layer != PENULTIMATE)
+                          & (metrics.labels == "clean") & (metrics.inputs == "clean")]
+        metrics = metrics[metrics.measure.str.startswith(("cdnv_sum", "nc2", "probe_test_acc"))]
+    per_run = dict(iter(metrics.groupby(["dataset", "model", "seed"], sort=False))) if not metrics.empty else {}
     for (dataset, model, seed), summary in summaries.groupby(["dataset", "model", "seed"], sort=True):
-        mine = metrics[(metrics.dataset == dataset) & (metrics.model == model) & (metrics.seed == seed)]
         run = Run(train_acc=float(summary.train_acc.iloc[0]), test_acc=float(summary.test_acc.iloc[0]),
                   num_test=int(summary.num_test.iloc[0]))
+        mine = per_run.get((dataset, model, seed), metrics.iloc[:0])
+        curves = {key: g.set_index(g.layer_index + 1).value.sort_index().rename_axis("layer number")
+                  for key, g in mine.groupby(["measure", "split", "features"], sort=False)}
         for view in views:
-            for name, curves, replicates in (("cdnv_sum", run.cdnv, run.cdnv_jk), ("nc2", run.nc2, run.nc2_jk)):
-                rows = frames.layer_rows(mine, name, split=view[0], features=view[1])
-                if len(rows):
-                    curves[view] = _series(rows)
-                groups = sorted({m for m in mine.measure.unique() if m.startswith(f"{name}@jk")},
-                                key=lambda m: int(m.rpartition("jk")[2]))
-                replicates[view] = [_series(frames.layer_rows(mine, m, split=view[0], features=view[1])) for m in groups]
-        probe = frames.layer_rows(mine, "probe_test_acc")
-        if len(probe):
-            run.probe, run.num_probe_test = _series(probe), int(probe.num_samples.iloc[0])
+            for name, own, replicates in (("cdnv_sum", run.cdnv, run.cdnv_jk), ("nc2", run.nc2, run.nc2_jk)):
+                if (name, *view) in curves:
+                    own[view] = curves[name, *view]
+                groups = sorted((int(m.rpartition("@jk")[2]), c) for (m, *v), c in curves.items()
+                                if m.startswith(f"{name}@jk") and tuple(v) == view)
+                replicates[view] = [c for _, c in groups]
+        probe = [c for (m, *_), c in curves.items() if m == "probe_test_acc"]
+        if probe:
+            run.probe = probe[0]
+            run.num_probe_test = int(mine[mine.measure == "probe_test_acc"].num_samples.iloc[0])
         runs.setdefault((dataset, model), []).append(run)
     return runs
 
