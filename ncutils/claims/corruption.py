@@ -1,35 +1,62 @@
-"""Claims of appendix A.3 (corrupted inputs, Figures 10-12), judged from the runs of the ``corruption`` study.
+"""Appendix A.3 (corrupted inputs, Figures 10-12): the claims of the ``corruption`` chapter, from its study.
 
-A run trained on corrupted inputs (CIFAR-10-C Gaussian or speckle noise at the paper's level 1, 2 or
-3, i.e. severity 1, 3 or 5) is measured on the corrupted training inputs it trained with and on their
-clean originals. Its memorization ratio per layer is the corrupted-input counterpart of Definition 1:
-CDNV (``cdnv_sum``, eq. 4) on the clean training inputs over CDNV on the corrupted ones. Level 0 is the
-model's clean run. The chapter plots the frames built here, so every verdict comes from the numbers shown.
+A run trained on CIFAR-10-C Gaussian or speckle noise at the paper's level 1, 2 or 3 (severity 1, 3, 5) is
+measured on the corrupted inputs it trained with and on their clean originals (level 0: the clean run). Its
+memorization ratio per layer is CDNV (``cdnv_sum``, eq. 4) on the clean inputs over CDNV on the corrupted ones.
+Every verdict is :mod:`ncutils.verdict`'s: per case, a statistic and its standard error (the spread over seeds
+where a setting has several; else the jackknife over images of its one run, replicate g of a ratio dividing
+both CDNVs without group g; else the binomial error of an accuracy) against the claim's threshold, a claim
+over several cases holding when each does; claims on CDNV, NC2 or the ratio in each of :data:`VIEWS`. Only
+runs fitting the inputs they trained with (train accuracy >= ``frames.TERMINAL``) are read; the others are listed.
+Each claim quotes the sentence it tests (:data:`QUOTES`).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .. import frames
 from ..corruptions import parse_corruption
-from ..frames import TERMINAL, memorization_ratios_between
+from ..estimates import accuracy_estimate
+from ..frames import TERMINAL, VIEWS, memorization_ratios_between
 from ..results import StudyResults
+from ..streaming import PENULTIMATE
 from ..studies import RESNETS, SWINS
-from . import figure_link, not_computed, table
+from ..verdict import FAILS, HOLDS, Estimate, binomial, estimate_runs, over_seeds
+from . import figure_link, judged, not_computed, table
+from .clean import Judged, view_name
 
 STUDY = "corruption"
 CHAPTER = "corruption"
+PER_SEED = True  # claims() reads every seed's run
 LEVELS = (0, 1, 2, 3)  # the paper's levels: clean, then CIFAR-10-C severities 1, 3, 5
 SHORT = {"gaussian_noise": "Gaussian", "speckle_noise": "speckle"}  # in the order of the figures
 RUNS_TARGET = "corruption-runs"
 ACCURACY_TARGET = "corruption-accuracy"
 LAYER_COLUMNS = ["model", "corruption", "level", "layer", "layer_index", "layer number", "value"]
 ACCURACY_COLUMNS = ["model", "corruption", "level", "test inputs", "accuracy"]
+QUOTES = {
+    "collapse": "enhancements in within-class variability and between-class separation across different noise levels",
+    "shift": "as the proportion of noisy data increases, the withinclass compression curves shift upward",
+    "memorize": "deeper layers are adept at enhancing neural collapse but are also more prone to memorization",
+    "dip": "a decreasing trend in memorization across the initial layers, followed by a progressive increase in "
+           "the memorization ratio in the subsequent layers, irrespective of network size",
+    "gap": "the performance gap between models pre-trained with different degrees of label noise is minimal in "
+           "the initial layers but becomes increasingly pronounced in the deeper layers",
+    "decline": "As noise levels rise, more deeper layers exhibit a decline in performance on clean data",
+    "architectures": "while Swin-Transformers initially demonstrate a smaller memorization ratio compared to ResNet "
+                     "models in the early layers, this ratio increases more rapidly as the layers deepen",
+    "depth": "increasing model depth in Swin-Transformer models results in a more pronounced increase in "
+             "memorization ratios, highlighting an amplified tendency to overfit these low-quality features. "
+             "Conversely, deeper ResNet models exhibit only negligible increases in memorization ratios",
+    "accuracy": "while increasing model depth degrades the performance of Swin-Transformer models on clean data, "
+                "it enhances the performance of ResNet models slightly",
+}
 
 
 def family(model: str) -> str:
-    """``"resnet"`` or ``"swin"``."""
     return "swin" if model.startswith("swin") else "resnet"
 
 
@@ -43,6 +70,11 @@ def level(corruption: str) -> int:
     return parse_corruption(corruption).paper_level
 
 
+def under(corruption: str, name: str) -> bool:
+    """Whether a run of this corruption spec belongs to the setting of corruption ``name`` (clean runs: all)."""
+    return corruption == "clean" or parse_corruption(corruption).name == name
+
+
 def settings(found: StudyResults) -> list[tuple[str, str]]:
     """(model, corruption name) of the study's corrupted runs, stored or not, in the order of the figures."""
     pairs = {(c.model, parse_corruption(c.corruption).name) for c in found.configs if c.corruption != "clean"}
@@ -54,30 +86,17 @@ def of_setting(frame: pd.DataFrame, model: str, name: str) -> pd.DataFrame:
     """Rows of ``model``'s clean run and of its runs under corruption ``name``, with the paper's ``level``."""
     if frame.empty:
         return frame.assign(level=pd.Series(dtype=int))
-    rows = frame[(frame.model == model) & ((frame.corruption == "clean") | frame.corruption.str.startswith(name + ":"))]
+    rows = frame[(frame.model == model) & frame.corruption.map(lambda c: under(c, name))]
     return rows.assign(level=rows.corruption.map(level).astype(int))
 
 
-def _levels(configs, model: str, name: str) -> list[int]:
-    """The paper's levels of ``model`` under ``name`` (0 = its clean run) among ``configs``."""
-    return sorted({level(c.corruption) for c in configs if c.model == model
-                   and (c.corruption == "clean" or parse_corruption(c.corruption).name == name)})
-
-
-def stored_levels(found: StudyResults, model: str, name: str) -> list[int]:
-    """The paper's levels of ``model`` under ``name`` whose runs are stored."""
-    return _levels(found.stored, model, name)
-
-
 def study_levels(found: StudyResults, model: str, name: str) -> list[int]:
-    """The paper's levels the study runs for ``model`` under ``name`` (stored or not; 0 = its clean run).
-    The paper runs every level; below its scale the deeper models run one (``studies.DEPTH_LEVEL``)."""
-    return _levels(found.configs, model, name)
+    """The paper's levels the study runs for ``model`` under ``name``, stored or not (0: its clean run)."""
+    return sorted({level(c.corruption) for c in found.configs if c.model == model and under(c.corruption, name)})
 
 
 def trained_rows(metrics: pd.DataFrame, measure: str, model: str, name: str) -> pd.DataFrame:
-    """``measure`` per layer on the training inputs each run trained with (corrupted at levels 1-3, clean at
-    level 0), clean labels, flat features: the chapter's CDNV and NC2 panels."""
+    """``measure`` per layer on the training inputs each run trained with, flat features (CDNV, NC2 panels)."""
     frame = of_setting(metrics, model, name)
     if frame.empty:
         return pd.DataFrame(columns=LAYER_COLUMNS)
@@ -86,8 +105,7 @@ def trained_rows(metrics: pd.DataFrame, measure: str, model: str, name: str) -> 
 
 
 def ratio_rows(metrics: pd.DataFrame, model: str, name: str) -> pd.DataFrame:
-    """Memorization ratio per layer of each corrupted run: CDNV on the clean training inputs over CDNV on the
-    corrupted ones it trained with (flat features, the classifier's input left out)."""
+    """Memorization ratio per layer of each corrupted run (training inputs, flat features)."""
     frame = of_setting(metrics, model, name)
     out = []
     for lvl, run in frame[frame.level > 0].groupby("level"):
@@ -105,8 +123,7 @@ def probe_rows(metrics: pd.DataFrame, model: str, name: str) -> pd.DataFrame:
 
 
 def accuracy_rows(summaries: pd.DataFrame, model: str, name: str) -> pd.DataFrame:
-    """Test accuracy per level on the test inputs each run trained with (``corrupted``) and on clean test
-    inputs (``clean``); at level 0 both are the clean run's test accuracy."""
+    """Test accuracy per level on the test inputs of the level (``corrupted``) and on clean ones (``clean``)."""
     frame = of_setting(summaries, model, name)
     if frame.empty:
         return pd.DataFrame(columns=ACCURACY_COLUMNS)
@@ -117,189 +134,267 @@ def accuracy_rows(summaries: pd.DataFrame, model: str, name: str) -> pd.DataFram
 
 
 def accuracy_table(found: StudyResults) -> pd.DataFrame:
-    """Every run's accuracies on the inputs of its level and on their clean originals (at level 0 the same),
-    and whether it reached the terminal phase on the inputs it trained with."""
+    """Every run's accuracies on the inputs of its level and on their clean originals, and its terminal phase."""
     summary = found.summaries
-    table = summary.assign(level=summary.corruption.map(level)).reindex(
-        columns=["model", "size", "corruption", "level", "train_acc", "train_acc_clean_inputs", "test_acc",
+    out = summary.assign(level=summary.corruption.map(level)).reindex(
+        columns=["model", "size", "corruption", "level", "seed", "train_acc", "train_acc_clean_inputs", "test_acc",
                  "test_acc_clean_inputs"])
     for column in ("train_acc", "test_acc"):
-        table[f"{column}_clean_inputs"] = table[f"{column}_clean_inputs"].fillna(table[column])
-    table["terminal phase"] = table.train_acc >= TERMINAL
-    return table.sort_values(["model", "level", "corruption"])
+        out[f"{column}_clean_inputs"] = out[f"{column}_clean_inputs"].fillna(out[column])
+    out["terminal phase"] = frames.terminal_phase(out)
+    return out.sort_values(["model", "level", "corruption", "seed"])
 
 
-# --- verdicts ---------------------------------------------------------------------------------------
-
-def graded(flags) -> str:
-    """holds when every case does, does not hold when none does, inconclusive otherwise."""
-    flags = list(flags)
-    return "holds" if all(flags) else ("does not hold" if not any(flags) else "inconclusive")
-
-
-def monotone(values: list[float], rising: bool) -> str:
-    """holds for a strict trend, inconclusive when only the ends follow it, does not hold otherwise."""
-    steps = np.diff(values) * (1 if rising else -1)
-    return "holds" if (steps > 0).all() else ("inconclusive" if steps.sum() > 0 else "does not hold")
+@dataclass(frozen=True)
+class Curves:
+    """One run's CDNV, NC2 (trained inputs) and clean-input CDNV in one view; its replicates without group g."""
+    cdnv: np.ndarray
+    nc2: np.ndarray
+    clean: np.ndarray
+    replicates: tuple = ()
 
 
-def _curves(frame: pd.DataFrame) -> dict[int, np.ndarray]:
-    """Values per layer of each level, in layer order."""
-    return {int(k): g.sort_values("layer_index").value.to_numpy(dtype=float) for k, g in frame.groupby("level")}
+@dataclass(frozen=True)
+class Measured:
+    """One stored run: its fit of the inputs it trained with, accuracies on clean inputs, Curves per view."""
+    label: str
+    train_acc: float
+    clean_test_acc: float
+    num_test: int
+    probe: np.ndarray
+    num_probe_test: int
+    views: dict
 
 
-def _g(value: float) -> str:
-    return f"{value:.3g}"
+def stored_runs(found: StudyResults) -> dict[tuple[str, str], list[Measured]]:
+    """Per (model, corruption spec), its stored runs in seed order (the rows ``frames.layer_rows`` selects)."""
+    metrics, runs = found.metrics, {}
+    rows = metrics[(metrics.labels == "clean") & (metrics.eval_data == metrics.dataset)
+                   & (metrics.layer != PENULTIMATE)].sort_values("layer_index")
+    curves = {key: values.to_numpy(float) for key, values in rows.groupby(
+        ["model", "corruption", "seed", "measure", "split", "features", "inputs"]).value}
+    probes = frames.layer_rows(metrics, "probe_test_acc").sort_values("layer_index")
+    for (model, corruption, seed), summary in found.summaries.groupby(["model", "corruption", "seed"], sort=True):
+        s, trained, run = summary.iloc[0], "clean" if corruption == "clean" else "corrupted", (model, corruption, seed)
+        groups = sorted({int(k[3].rpartition("@jk")[2]) for k in curves if k[:3] == run and "@jk" in k[3]})
+        sides = (("cdnv_sum", trained), ("nc2", trained), ("cdnv_sum", "clean"))
+
+        def view_curves(view, suffix=""):
+            return [curves[(*run, measure + suffix, *view, inputs)] for measure, inputs in sides]
+
+        views = {view: Curves(*view_curves(view), tuple(Curves(*view_curves(view, f"@jk{g}")) for g in groups))
+                 for view in VIEWS}
+        probe = probes[(probes.model == model) & (probes.corruption == corruption) & (probes.seed == seed)]
+        clean_test = s.test_acc if corruption == "clean" else s.test_acc_clean_inputs
+        runs.setdefault((model, corruption), []).append(Measured(
+            f"{model} {corruption} seed {seed}", float(s.train_acc), float(clean_test), int(s.num_test),
+            probe.value.to_numpy(float), int(probe.num_samples.max() if len(probe) else 0), views))
+    return runs
 
 
-def _r(ratio: float) -> str:
-    """A memorization ratio: near 1, so four significant digits."""
-    return f"{ratio:.4g}"
+def by_level(runs: dict, model: str, name: str) -> dict[int, list[Measured]]:
+    """``model``'s stored runs under corruption ``name`` per paper level (0: its clean runs)."""
+    out = {}
+    for (m, corruption), rs in sorted(runs.items(), key=lambda item: level(item[0][1])):
+        if m == model and under(corruption, name):
+            out.setdefault(level(corruption), []).extend(rs)
+    return out
 
 
-def _ends(curves: dict[int, np.ndarray], fmt=_g) -> str:
-    """First -> last layer of each level's curve."""
-    return "; ".join(f"L{k} {fmt(v[0])} -> {fmt(v[-1])}" for k, v in curves.items())
+def curve_estimate(runs: list[Measured], view, statistic) -> Estimate:
+    """``statistic(curves)`` over the seeds, else the jackknife of the one run (paired replicates)."""
+    items = [r.views[view] for r in runs]
+    jackknifed = len(items) == 1 and len(items[0].replicates) >= 2
+    return estimate_runs(statistic, items, (lambda c: c.replicates) if jackknifed else None)
 
 
-def setting_claims(found: StudyResults, model: str, name: str) -> list[dict]:
-    """Claim (1) of appendix A.3 for one model under one corruption, from its figure (every level the study
-    runs for it needed)."""
-    prefix, figure = f"{model}, {SHORT[name]} noise: ", figure_link(CHAPTER, figure_target(model, name))
-    texts = ["(1) CDNV and NC2 fall from the first to the last layer at every level",
-             "(1) the CDNV curves shift up as the corruption level rises",
-             "(1) the memorization ratio rises through the layers: larger at the last layer than at the first",
-             "(1) the memorization ratio first falls over the initial layers, then rises (minimum at an inner layer)",
-             "(1) probe accuracy on clean test data differs more between levels in the last layers than in the first",
-             "(1) the last layer's probe accuracy on clean test data falls as the level rises"]
-    stored, levels = stored_levels(found, model, name), study_levels(found, model, name)
-    if stored != levels:
-        why = f"levels stored: {stored or 'none'} of {levels}; the others are not stored yet"
-        return [not_computed(prefix + text, figure, why) for text in texts]
-    metrics = found.metrics
-    cdnv = _curves(trained_rows(metrics, "cdnv_sum", model, name))
-    nc2 = _curves(trained_rows(metrics, "nc2", model, name))
-    ratio, probe = _curves(ratio_rows(metrics, model, name)), _curves(probe_rows(metrics, model, name))
-    rows = [(f"CDNV first -> last layer: {_ends(cdnv)}. NC2: {_ends(nc2)}",
-             graded(cdnv[k][-1] < cdnv[k][0] and nc2[k][-1] < nc2[k][0] for k in levels))]
-    means = [float(np.exp(np.log(cdnv[k]).mean())) for k in levels]
-    rows.append(("geometric mean of CDNV over the layers: " + ", ".join(f"L{k} {_g(m)}" for k, m in zip(levels, means)),
-                 monotone(means, rising=True)))
-    rows.append((f"ratio first -> last layer: {_ends(ratio, _r)}", graded(v[-1] > v[0] for v in ratio.values())))
-    lowest = {k: int(np.argmin(v)) for k, v in ratio.items()}
-    rows.append(("minimum of the ratio: " + "; ".join(f"L{k} {_r(v[lowest[k]])} at layer {lowest[k] + 1} of {len(v)}"
-                                                      for k, v in ratio.items()),
-                 graded(0 < lowest[k] < len(v) - 1 for k, v in ratio.items())))
-    accuracy = np.stack([probe[k] for k in levels])
-    spread, third = accuracy.max(axis=0) - accuracy.min(axis=0), max(1, accuracy.shape[1] // 3)
-    first, last = spread[:third].mean(), spread[-third:].mean()
-    spread_text = (f"spread of probe accuracy over the levels (max - min), mean over the first {third} layers "
-                   f"{first:.3f} vs the last {third} layers {last:.3f}")
-    rows.append((spread_text, "holds" if last > first else "does not hold"))
-    rows.append(("last-layer probe accuracy: " + ", ".join(f"L{k} {probe[k][-1]:.3f}" for k in levels),
-                 monotone([probe[k][-1] for k in levels], rising=False)))
-    return [{"claim": prefix + text, "statistic": statistic, "verdict": verdict, "figure": figure}
-            for text, (statistic, verdict) in zip(texts, rows)]
+def log_ratio(c: Curves) -> np.ndarray:
+    """log10 of the memorization ratio per layer: CDNV on the clean inputs over CDNV on the corrupted ones."""
+    return np.log10(c.clean / c.cdnv)
 
 
-def _complete(found: StudyResults, name: str, which: str) -> tuple[list[str], list[str]]:
-    """(models of family ``which`` the study runs under ``name``, those with every level it runs stored)."""
-    models = [m for m, n in settings(found) if n == name and family(m) == which]
-    return models, [m for m in models if stored_levels(found, m, name) == study_levels(found, m, name)]
+def claim_text(label: str, quote: str) -> str:
+    return f'{label}: "{QUOTES[quote]}"'
 
 
-def _shared_levels(curves: dict[str, dict]) -> list[int]:
-    """The corrupted levels every model of ``curves`` ({model: {level: ...}}) ran."""
-    return sorted(set.intersection(*(set(c) for c in curves.values())))
+def row(claim: str, figure: str, needed: dict[str, list[Measured]], judge, why: str = "") -> dict:
+    """``judge({case: its runs that fit})`` once every case of ``needed`` has one; lists the runs left out."""
+    fitting = {case: [r for r in rs if r.train_acc >= TERMINAL] for case, rs in needed.items() if rs}
+    unfit = [case for case, rs in fitting.items() if not rs]
+    why = why or (f"every run of {', '.join(unfit)} is left out" if unfit else "")
+    out = judged(claim, figure, list(needed), fitting, lambda: judge(fitting), why)
+    left = [r for rs in needed.values() for r in rs if r.train_acc < TERMINAL]
+    if left:
+        out["statistic"] += (f"; left out (train accuracy < {TERMINAL:.0%} on the inputs trained with): "
+                             + ", ".join(f"{r.label} ({r.train_acc:.3f})" for r in left))
+    return out
 
 
-def architecture_claims(found: StudyResults) -> list[dict]:
-    """Claim (2) of appendix A.3 under Gaussian noise: Swin starts lower than ResNet but rises faster."""
-    name, figure = "gaussian_noise", figure_link(CHAPTER, figure_target("swin_t", "gaussian_noise"))
-    texts = ["(2) Gaussian noise: Swin's memorization ratio at the first layer is smaller than ResNet's",
-             ("(2) Gaussian noise: Swin's memorization ratio rises more through the layers than ResNet's "
-              "(log10 of last-layer over first-layer ratio)")]
-    resnets, swins = _complete(found, name, "resnet")[1], _complete(found, name, "swin")[1]
-    if not resnets or not swins:
-        why = "needs every run of a ResNet and of a Swin under Gaussian noise stored"
-        return [not_computed(text, figure, why) for text in texts]
-    curves = {m: _curves(ratio_rows(found.metrics, m, name)) for m in resnets + swins}
-    ran = {k: ([m for m in resnets if k in curves[m]], [m for m in swins if k in curves[m]]) for k in LEVELS[1:]}
-    levels = [k for k, (r, w) in ran.items() if r and w]  # the levels a ResNet and a Swin both ran
-    first = {m: {k: v[0] for k, v in c.items()} for m, c in curves.items()}
-    rise = {m: {k: float(np.log10(v[-1] / v[0])) for k, v in c.items()} for m, c in curves.items()}
+def differences(estimates: dict[str, Estimate], terms, rule: str) -> tuple[str, str]:
+    """Each of ``terms`` (term, direction; or a function of the cases giving them) whose cases all have
+    ``estimates``, judged: a term is a case or a pair of terms (their difference; independent runs, so standard
+    errors add in quadrature)."""
+    def cases(t):
+        return [t] if isinstance(t, str) else cases(t[0]) + cases(t[1])
 
-    def per_level(values, fmt):
-        return "; ".join(f"L{k}: " + ", ".join(f"{m} {fmt(values[m][k])}" for m in ran[k][0] + ran[k][1]) for k in levels)
+    def value(t):
+        return estimates[t] if isinstance(t, str) else value(t[0]) - value(t[1])
 
-    rows = [{"statistic": "first-layer ratio: " + per_level(first, _r),
-             "verdict": graded(max(first[m][k] for m in ran[k][1]) < min(first[m][k] for m in ran[k][0])
-                               for k in levels)},
-            {"statistic": "log10(last-layer / first-layer ratio): " + per_level(rise, lambda x: f"{x:+.3f}"),
-             "verdict": graded(min(rise[m][k] for m in ran[k][1]) > max(rise[m][k] for m in ran[k][0])
-                               for k in levels)}]
-    return [{"claim": text, **row, "figure": figure} for text, row in zip(texts, rows)]
+    def name(t, inner=False):
+        return t if isinstance(t, str) else ("({} - {})" if inner else "{} - {}").format(name(t[0], 1), name(t[1], 1))
+
+    j = Judged()
+    for term, direction in terms(list(estimates)) if callable(terms) else terms:
+        if all(c in estimates for c in cases(term)):
+            j.add(name(term), value(term), 0, direction)
+    return j.result(rule)
 
 
-def depth_claims(found: StudyResults) -> list[dict]:
-    """Claim (2) on depth under Gaussian noise: deeper Swins memorize more and lose clean accuracy, deeper
-    ResNets barely memorize more and gain a little; needs two depths per family, judged at the corrupted
-    levels all four models ran (the paper scale: every level; below it: ``studies.DEPTH_LEVEL``)."""
-    name = "gaussian_noise"
-    texts = [(("(2) Gaussian noise, depth: a deeper Swin has a larger last-layer memorization ratio, a deeper "
-               "ResNet a smaller increase than the Swin's"), figure_link(CHAPTER, figure_target("swin_t", name))),
-             (("(2) Gaussian noise, depth: a deeper Swin has lower test accuracy on clean inputs, a deeper ResNet "
-               "higher (mean over the corrupted levels every model ran)"), figure_link(CHAPTER, ACCURACY_TARGET))]
-    (resnets, full_resnets), (swins, full_swins) = _complete(found, name, "resnet"), _complete(found, name, "swin")
+def curve_statistic(statistic):
+    """{level: ``statistic`` of its curves in ``view``} of the stored ``levels``."""
+    return lambda levels, view: {k: curve_estimate(rs, view, statistic) for k, rs in levels.items()}
+
+
+def falls(levels, view):
+    return {f"{k} {what}": curve_estimate(rs, view, statistic) for k, rs in levels.items() for what, statistic in
+            (("CDNV", lambda c: np.log10(c.cdnv[0] / c.cdnv[-1])), ("NC2", lambda c: c.nc2[0] - c.nc2[-1]))}
+
+
+def ratio_dip(levels, view):
+    """Per corrupted level, the log ratio at the first and at the last layer minus at the inner layer where its
+    mean over the runs is lowest."""
+    out = {}
+    for k, rs in ((k, rs) for k, rs in levels.items() if k != "L0"):
+        low = 1 + int(np.argmin(np.mean([log_ratio(r.views[view]) for r in rs], axis=0)[1:-1]))
+        for end, name in ((0, "first"), (-1, "last")):
+            out[f"{k} {name} / layer {low + 1}"] = curve_estimate(
+                rs, view, lambda c: log_ratio(c)[end] - log_ratio(c)[low])
+    return out
+
+
+def probe_gain(levels, _view=None):
+    """Per level, the mean probe accuracy over the last third of the layers minus over the first: over the
+    seeds, else both thirds' binomial errors in quadrature."""
+    def ends(run):
+        third = max(1, len(run.probe) // 3)
+        return float(run.probe[:third].mean()), float(run.probe[-third:].mean())
+    return {k: over_seeds([b - a for a, b in map(ends, rs)]) if len(rs) >= 2 else
+            binomial(ends(rs[0])[1], rs[0].num_probe_test) - binomial(ends(rs[0])[0], rs[0].num_probe_test)
+            for k, rs in levels.items()}
+
+
+SETTING = (  # claim, quote, rule, per view, {case: estimate} of {level: runs}, the terms judged (> 0)
+    ("CDNV and NC2 are lower at the last layer than at the first, at every level", "collapse",
+     "decades CDNV falls and NC2 falls from the first to the last layer (> 0)", True, falls,
+     lambda keys: [(k, "above") for k in keys]),
+    ("the CDNV curve lies higher at each higher level", "shift",
+     "mean over the layers of log10 CDNV, each level minus the level below it (> 0)", True,
+     curve_statistic(lambda c: float(np.log10(c.cdnv).mean())),
+     lambda keys: [((b, a), "above") for a, b in zip(keys, keys[1:])]),
+    ("the memorization ratio is larger at the last layer than at the first", "memorize",
+     "log10 of the memorization ratio at the last layer over the first (> 0)", True,
+     curve_statistic(lambda c: log_ratio(c)[-1] - log_ratio(c)[0]),
+     lambda keys: [(k, "above") for k in keys if k != "L0"]),
+    ("the memorization ratio falls over the first layers, then rises (lowest at an inner layer)", "dip",
+     "log10 of the memorization ratio at the first and at the last layer over it at the inner layer where its mean "
+     "over the seeds is lowest (> 0)", True, ratio_dip, lambda keys: [(k, "above") for k in keys]),
+    ("the gap in probe accuracy on clean test data between the clean run and each level widens from the first to "
+     "the last layers", "gap", "gap in probe accuracy on clean test data between the clean run and each level, "
+     "mean over the last third of the layers minus over the first third (> 0)", False, probe_gain,
+     lambda keys: [(("L0", k), "above") for k in keys if k != "L0"]),
+    ("the last layer's probe accuracy on clean test data falls as the level rises", "decline",
+     "last-layer probe accuracy on clean test data, each level minus the level above it (> 0)", False,
+     lambda levels, _: {k: accuracy_estimate(rs, lambda r: r.probe[-1], lambda r: r.num_probe_test)
+                        for k, rs in levels.items()},
+     lambda keys: [((a, b), "above") for a, b in zip(keys, keys[1:])]))
+
+
+def setting_claims(found: StudyResults, runs: dict, model: str, name: str) -> list[dict]:
+    """Claim (1) for one model under one corruption (every level the study runs for it needed)."""
+    prefix, figure = f"(1) {model}, {SHORT[name]} noise", figure_link(CHAPTER, figure_target(model, name))
+    at = by_level(runs, model, name)
+    needed = {f"L{k}": at.get(k, []) for k in study_levels(found, model, name)}
+    return [row(claim_text(f"{prefix}{view and ', ' + view_name(view)}: {text}", quote), figure, needed,
+                lambda s: differences(estimates(s, view), terms, rule))
+            for text, quote, rule, per_view, estimates, terms in SETTING for view in (VIEWS if per_view else ("",))]
+
+
+def gaussian(found: StudyResults, runs: dict, levels=LEVELS[1:]) -> tuple[list[str], list[str], dict]:
+    """The study's ResNets and Swins under Gaussian noise, and {"<model> L<k>": its runs} at ``levels`` it runs."""
+    models = [m for m, n in settings(found) if n == "gaussian_noise"]
+    cases = {f"{m} L{k}": by_level(runs, m, "gaussian_noise").get(k, [])
+             for m in models for k in study_levels(found, m, "gaussian_noise") if k in levels}
+    return [m for m in models if family(m) == "resnet"], [m for m in models if family(m) == "swin"], cases
+
+
+def curve_differences(view, statistic, terms, rule):
+    """A judge of ``terms`` on ``statistic`` of each case's curves in ``view``."""
+    return lambda stored: differences({c: curve_estimate(rs, view, statistic) for c, rs in stored.items()}, terms, rule)
+
+
+ARCHITECTURE = (("Swin's memorization ratio at the first layer is smaller than ResNet's", "below",
+                 "log10 of the first layer's memorization ratio, each Swin minus each ResNet (< 0)",
+                 lambda c: log_ratio(c)[0]),
+                ("Swin's memorization ratio rises more through the layers than ResNet's", "above",
+                 "log10 of the last-layer over the first-layer memorization ratio, each Swin minus each ResNet (> 0)",
+                 lambda c: log_ratio(c)[-1] - log_ratio(c)[0]))
+
+
+def architecture_claims(found: StudyResults, runs: dict) -> list[dict]:
+    """Claim (2) under Gaussian noise: Swin's ratio starts below ResNet's and rises faster (each pair, level)."""
+    figure, (resnets, swins, needed) = figure_link(CHAPTER, "corruption-gaussian-swin"), gaussian(found, runs)
+    pairs = [(f"{s} L{k}", f"{r} L{k}") for k in LEVELS[1:] for s in swins for r in resnets]
+    why = "" if pairs else "the study runs no ResNet or no Swin under Gaussian noise"
+    return [row(claim_text(f"(2) Gaussian noise, {view_name(view)}: {text}", "architectures"), figure, needed,
+                curve_differences(view, statistic, [(p, direction) for p in pairs], rule), why)
+            for view in VIEWS for text, direction, rule, statistic in ARCHITECTURE]
+
+
+def depth_claims(found: StudyResults, runs: dict) -> list[dict]:
+    """Claim (2) on depth under Gaussian noise, at each corrupted level the two depths of each family run (the
+    paper scale: every level; below it: ``studies.DEPTH_LEVEL``)."""
+    resnets, swins, _ = gaussian(found, runs)
+    texts = [(claim_text(f"(2) Gaussian noise, depth, {view_name(view)}: a deeper Swin has a larger last-layer "
+                         "memorization ratio, a deeper ResNet a smaller increase than the Swin's", "depth"),
+              figure_link(CHAPTER, "corruption-gaussian-swin")) for view in VIEWS]
+    texts.append((claim_text("(2) Gaussian noise, depth: a deeper Swin has lower test accuracy on clean inputs, a "
+                             "deeper ResNet higher", "accuracy"), figure_link(CHAPTER, ACCURACY_TARGET)))
     if len(resnets) < 2 or len(swins) < 2:
-        why = (f"the study runs one depth per family at this scale ({', '.join(resnets + swins)}); "
-               "the paper scale runs two")
+        why = f"the study runs one depth per family at this scale ({', '.join(resnets + swins)}); the paper runs two"
         return [not_computed(text, figure, why) for text, figure in texts]
-    if len(full_resnets) < 2 or len(full_swins) < 2:
-        return [not_computed(text, figure) for text, figure in texts]
-    pairs = {"ResNet": (full_resnets[0], full_resnets[-1]), "Swin": (full_swins[0], full_swins[-1])}
-    last = {m: {k: v[-1] for k, v in _curves(ratio_rows(found.metrics, m, name)).items()}
-            for pair in pairs.values() for m in pair}
-    levels = _shared_levels(last)
-    growth = {f: {k: last[deep][k] / last[shallow][k] for k in levels} for f, (shallow, deep) in pairs.items()}
-    ratio_row = {"statistic": "last-layer ratio deeper / shallower: " + "; ".join(
-                     f"L{k}: " + ", ".join(f"{'/'.join(reversed(pairs[f]))} {_r(growth[f][k])}" for f in pairs)
-                     for k in levels),
-                 "verdict": graded(growth["Swin"][k] > 1 and growth["Swin"][k] > growth["ResNet"][k]
-                                   for k in levels)}
-
-    def clean_accuracy(model):
-        rows = accuracy_rows(found.summaries, model, name)
-        return float(rows[rows.level.isin(levels) & (rows["test inputs"] == "clean")].accuracy.mean())
-
-    clean = {m: clean_accuracy(m) for pair in pairs.values() for m in pair}
-    swin_drops = clean[pairs["Swin"][1]] < clean[pairs["Swin"][0]]
-    resnet_gains = clean[pairs["ResNet"][1]] > clean[pairs["ResNet"][0]]
-    accuracy_row = {"statistic": f"mean clean-input test accuracy over levels {', '.join(map(str, levels))}: "
-                                 + ", ".join(f"{m} {a:.3f}" for m, a in clean.items()),
-                    "verdict": graded([swin_drops, resnet_gains])}
-    return [{"claim": text, **row, "figure": figure} for (text, figure), row in zip(texts, (ratio_row, accuracy_row))]
+    four = (resnets[0], resnets[-1], swins[0], swins[-1])
+    levels = sorted(set.intersection(*(set(study_levels(found, m, "gaussian_noise")) for m in four)) - {0})
+    needed = {case: rs for case, rs in gaussian(found, runs, levels)[2].items() if case.split()[0] in four}
+    swin, resnet = ([(f"{deep} L{k}", f"{shallow} L{k}") for k in levels] for shallow, deep in (four[2:], four[:2]))
+    ratio = [t for s, r in zip(swin, resnet) for t in ((s, "above"), ((s, r), "above"))]
+    accuracy = [t for s, r in zip(swin, resnet) for t in ((s, "below"), (r, "above"))]
+    rule = ("log10 of the last layer's memorization ratio, deeper minus shallower Swin (> 0), and that minus the "
+            "same for the ResNets (> 0)")
+    judges = [curve_differences(view, lambda c: log_ratio(c)[-1], ratio, rule) for view in VIEWS]
+    judges.append(lambda stored: differences(
+        {c: accuracy_estimate(rs, lambda r: r.clean_test_acc, lambda r: r.num_test) for c, rs in stored.items()},
+        accuracy, "test accuracy on clean test inputs, deeper minus shallower Swin (< 0) and ResNet (> 0)"))
+    return [row(text, figure, needed, judge) for (text, figure), judge in zip(texts, judges)]
 
 
 def terminal_claim(found: StudyResults) -> dict:
-    """Every run fits the inputs it trained with (the terminal phase the paper's measures assume); not
-    computed while runs are missing unless a stored one already falls short."""
+    """Every run fits the inputs it trained with; not computed while runs are missing, unless one falls short."""
     claim = f"every run reached the terminal phase (train accuracy >= {TERMINAL:.0%} on the inputs it trained with)"
-    figure = figure_link(CHAPTER, RUNS_TARGET)
-    summaries = found.summaries
+    figure, summaries = figure_link(CHAPTER, RUNS_TARGET), found.summaries
     if summaries.empty:
         return not_computed(claim, figure)
     short = summaries[summaries.train_acc < TERMINAL]
     statistic = f"{len(summaries) - len(short)} of {len(summaries)} stored runs" + (
-        "; below: " + ", ".join(f"{r.model} {r.corruption} {r.train_acc:.3f}" for r in short.itertuples())
+        "; below, left out of the other claims: " + ", ".join(f"{r.model} {r.corruption} seed {r.seed} "
+                                                             f"{r.train_acc:.3f}" for r in short.itertuples())
         if len(short) else "") + (f"; {len(found.missing)} runs not stored yet" if found.missing else "")
     if short.empty and found.missing:
         return not_computed(claim, figure, statistic)
-    return {"claim": claim, "statistic": statistic, "verdict": "holds" if short.empty else "does not hold",
-            "figure": figure}
+    return {"claim": claim, "statistic": statistic, "verdict": HOLDS if short.empty else FAILS, "figure": figure}
 
 
 def claims(found: StudyResults) -> pd.DataFrame:
-    """Every claim of appendix A.3, judged from the stored runs of the study."""
-    rows = [row for model, name in settings(found) for row in setting_claims(found, model, name)]
-    return table(rows + architecture_claims(found) + depth_claims(found) + [terminal_claim(found)])
+    """Every claim of appendix A.3, judged from every seed's stored run of the study."""
+    runs = stored_runs(found) if not found.summaries.empty else {}
+    rows = [r for model, name in settings(found) for r in setting_claims(found, runs, model, name)]
+    return table(rows + architecture_claims(found, runs) + depth_claims(found, runs) + [terminal_claim(found)])
