@@ -183,7 +183,8 @@ PALETTE = palette.DOMAIN_COLOURS  # one colour per source model, in every figure
 
 
 def domain_figure(metrics: pd.DataFrame, note: str) -> None:
-    """One row per target domain, one line per source model: target CDNV (log) and probe accuracy per layer."""
+    """One row per target domain, one line per source model: target CDNV (log) and probe accuracy per layer
+    (dotted: chance, 1/7)."""
     cdnv, probe = domain.target_rows(metrics, "cdnv_sum"), domain.target_rows(metrics, "probe_test_acc")
     if cdnv.empty:
         print(f"no stored runs yet ({note})")
@@ -200,18 +201,22 @@ def domain_figure(metrics: pd.DataFrame, note: str) -> None:
                          markersize=4, ax=ax, legend=False)
             if log:
                 ax.set_yscale("log")
+            else:
+                ax.axhline(domain.CHANCE, color="grey", linestyle=":", linewidth=1)
             ax.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel("layer (block)")
     handles = [plt.Line2D([], [], color=PALETTE[s], marker="o", label=s) for s in PACS if s in set(cdnv.source)]
     fig.legend(handles=handles, title="source model", loc="lower center", ncol=len(handles), frameon=False)
-    fig.suptitle(f"ResNet50 pretrained on each PACS domain, measured on the others\n({note})", fontsize=10)
+    models = ", ".join(sorted(set(cdnv.model)))
+    fig.suptitle(f"{models} pretrained on each PACS domain, measured on the others\n({note})", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     plt.show()
 
 
 def domain_scatter(metrics: pd.DataFrame, note: str) -> None:
-    """Every (source, target, layer) as a point: target CDNV (log) against probe accuracy on the target."""
+    """Every (source, target, layer) as a point: target CDNV (log) against probe accuracy on the target
+    (dotted: chance, 1/7)."""
     keys = ["source", "target", "layer number"]
     joined = domain.target_rows(metrics, "cdnv_sum")[keys + ["value"]].rename(columns={"value": "CDNV"}).merge(
         domain.target_rows(metrics, "probe_test_acc")[keys + ["value"]].rename(columns={"value": "probe accuracy"}),
@@ -225,6 +230,7 @@ def domain_scatter(metrics: pd.DataFrame, note: str) -> None:
                     hue_order=[d for d in PACS if d in set(joined.source)],
                     style_order=[d for d in PACS if d in set(joined.target)])
     ax.set_xscale("log")
+    ax.axhline(domain.CHANCE, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel(CDNV[1] + ", on the target")
     ax.set_title(f"Every layer of every source model on each target\n({note})", fontsize=9)
     _legend_right(ax)

@@ -1,49 +1,71 @@
-"""Verdicts of the earlier version's section 4.3 (ncutils.claims.domain) on hand-built runs of known verdict."""
+"""The earlier version's section 4.3 verdicts (ncutils.claims.domain) on hand-built metric tables whose right
+verdict is known: every source run repeated over seeds with a small scatter (decisive) or with seeds that
+disagree (inconclusive), or one run with jackknife replicates; probes that do not fit, and probes below chance."""
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from ncutils.chapter.pages import targets as chapter_targets
 from ncutils.claims import VERDICTS
 from ncutils.claims import domain as claims
 from ncutils.config import RunConfig
 from ncutils.results import StudyResults
-from ncutils.store import Store
 
+PAPER = Path(__file__).resolve().parents[2] / "shared" / "papers" / "earlier-version-progressive-neural-collapse.md"
 PACS = ("art_painting", "cartoon", "photo", "sketch")
 TAPS = 9
+PROBE_IMAGES = 300
 
 
-def run(source: str, curve) -> pd.DataFrame:
-    """Metric rows of one source model: ``curve(source, target, layers) -> (cdnv, probe)`` on each target,
-    plus rows that must be ignored (the source domain itself, the classifier's input, other splits)."""
-    rows = []
+def config(source, seed):
+    return RunConfig.at_scale("resnet18", f"pacs:{source}", "smoke", seed=seed,
+                              targets=tuple(t for t in PACS if t != source))
 
-    def add(eval_data, measure, values, split="test", features="flat"):
-        names = [f"block{i}" for i in range(TAPS)] + ["penultimate"]
-        for i, (layer, value) in enumerate(zip(names, list(values) + [1e9])):
-            rows.append({"model": "resnet50", "dataset": f"pacs:{source}", "eval_data": eval_data, "split": split,
-                         "inputs": "clean", "labels": "clean", "features": features, "layer": layer,
-                         "layer_index": i, "measure": measure, "value": value})
 
+def found(curve, seeds=3, scatter=0.01, sources=PACS, missing=(), jackknife=0, probe_train=1.0, converged=1.0,
+          train_acc=1.0, seed_curves=None) -> StudyResults:
+    """Stored runs of every source of ``sources`` with ``seeds`` seeds: ``curve(source, target, layers) -> (cdnv,
+    probe)`` on each target (``seed_curves[seed]`` instead for the seeds it names), scattered by ``scatter``
+    (relative for CDNV, absolute / 10 for probes), with ``jackknife`` replicates; plus rows no claim may read
+    (the source domain itself, the classifier's input)."""
+    rng = np.random.default_rng(0)
+    rows, summaries = [], []
     layers = np.arange(TAPS)
-    for target in PACS:
-        cdnv, probe = curve(source, target, layers)
-        eval_data = f"pacs:{target}"
-        if target == source:  # the source domain: must not enter any target statistic
-            cdnv, probe = 1e6 * np.ones(TAPS), np.zeros(TAPS)
-        add(eval_data, "cdnv_sum", cdnv)
-        add(eval_data, "cdnv_sum", 1e6 * np.ones(TAPS), features="pooled")
-        add(eval_data, "probe_test_acc", probe, features="pooled")
-        add(eval_data, "probe_train_acc", np.ones(TAPS), split="train", features="pooled")
-    return pd.DataFrame(rows)
+    for source in sources:
+        for seed in range(seeds):
+            base = {"model": "resnet18", "dataset": f"pacs:{source}", "seed": seed, "inputs": "clean",
+                    "labels": "clean", "num_samples": PROBE_IMAGES}
 
+            def add(eval_data, measure, values, split="test", features="pooled"):
+                names = [f"block{i}" for i in range(TAPS)] + ["penultimate"]
+                rows.extend({**base, "eval_data": eval_data, "split": split, "features": features, "layer": layer,
+                             "layer_index": i, "measure": measure, "value": value}
+                            for i, (layer, value) in enumerate(zip(names, list(values) + [1e9])))
 
-def study(curve, train_acc=1.0, sources=PACS, missing=()):
-    metrics = pd.concat([run(s, curve) for s in sources], ignore_index=True)
-    summaries = pd.DataFrame([{"model": "resnet50", "dataset": f"pacs:{s}", "train_acc": train_acc} for s in sources])
-    absent = [(RunConfig.at_scale("resnet50", f"pacs:{s}", "smoke", targets=tuple(t for t in PACS if t != s)),
-               "missing") for s in missing]
-    return StudyResults(metrics, summaries, absent, Store("/nonexistent"))
+            for target in PACS:
+                drawn = (seed_curves or {}).get(seed, curve)
+                cdnv, probe = (np.asarray(v, float) for v in drawn(source, target, layers))
+                cdnv = cdnv * (1 + scatter * rng.normal(size=TAPS))
+                probe = probe + scatter / 10 * rng.normal(size=TAPS)
+                if target == source:  # the source domain: must not enter any target statistic
+                    cdnv, probe = 1e6 * np.ones(TAPS), np.zeros(TAPS)
+                for features in ("flat", "pooled"):
+                    add(f"pacs:{target}", "cdnv_sum", cdnv, features=features)
+                    for g in range(jackknife):
+                        add(f"pacs:{target}", f"cdnv_sum@jk{g}", cdnv * (1 + 0.001 * rng.normal(size=TAPS)),
+                            features=features)
+                add(f"pacs:{target}", "probe_test_acc", probe)
+                add(f"pacs:{target}", "probe_train_acc", np.full(TAPS, probe_train), split="train")
+                add(f"pacs:{target}", "probe_converged", np.full(TAPS, converged), split="train")
+            summaries.append({"model": "resnet18", "dataset": f"pacs:{source}", "seed": seed, "train_acc": train_acc,
+                              "num_train": 448, "test_acc": 0.6,
+                              **{f"test_acc_{t}": 0.3 for t in PACS if t != source}})
+    absent = [(config(s, seed), "missing") for s in missing for seed in range(seeds)]
+    return StudyResults(pd.DataFrame(rows), pd.DataFrame(summaries), absent, None,
+                        tuple(config(s, seed) for s in sources for seed in range(seeds)))
 
 
 def offset(source):
@@ -54,19 +76,34 @@ def agreeing(source, target, layers):
     """Collapse improves through the layers; sources agree early and diverge late; a better source
     (lower CDNV at a layer) probes better."""
     cdnv = 100 * 0.6 ** layers * 10 ** (offset(source) * layers / TAPS)
-    probe = 0.9 - 0.1 * np.log10(cdnv)
-    return cdnv, probe
+    return cdnv, 0.9 - 0.1 * np.log10(cdnv)
 
 
 def disagreeing(source, target, layers):
     """CDNV rises through the layers; sources differ early and agree late; lower CDNV probes worse."""
     cdnv = 100 * 1.5 ** layers * 10 ** (offset(source) * (TAPS - 1 - layers) / TAPS)
-    probe = 0.1 + 0.1 * np.log10(cdnv)
-    return cdnv, probe
+    return cdnv, 0.1 + 0.1 * np.log10(cdnv)
+
+
+CLAIMS = ("CDNV on the target falls", "differs little in the early layers",
+          "every (source, target, layer)", "between the source models")
+
+
+def statistic_row(results: StudyResults, claim: str, view="test split, flat features") -> pd.Series:
+    """The one row of ``claim`` in ``view`` (or of a claim about no view)."""
+    table = claims.claims(results)
+    row = table[table.claim.str.contains(claim, regex=False)
+                & (table.claim.str.contains(view, regex=False) | ~table.claim.str.contains(" split, "))]
+    assert len(row) == 1, (claim, table.claim.tolist())
+    return row.iloc[0]
+
+
+def verdict(results: StudyResults, claim: str, view="test split, flat features") -> str:
+    return statistic_row(results, claim, view).verdict
 
 
 def test_target_rows_leave_out_the_source_domain_and_the_classifier_input():
-    rows = claims.target_rows(study(agreeing).metrics, "cdnv_sum")
+    rows = claims.target_rows(found(agreeing, seeds=1).metrics, "cdnv_sum")
     assert len(rows) == 4 * 3 * TAPS
     assert (rows.source != rows.target).all() and rows.value.max() < 1e6
     assert sorted(set(rows["layer number"])) == list(range(1, TAPS + 1))
@@ -77,45 +114,80 @@ def test_spearman():
     assert np.isnan(claims.spearman([1, 2, 3], [5, 5, 5]))
 
 
-@pytest.mark.parametrize("judge", [claims.progressive, claims.spread, claims.collapse_vs_probe,
-                                   claims.collapse_vs_probe_between_sources])
-@pytest.mark.parametrize("holds", [True, False])
-def test_verdicts(judge, holds):
-    row = judge(study(agreeing if holds else disagreeing).metrics)
-    assert row["verdict"] == ("holds" if holds else "does not hold"), row["statistic"]
+@pytest.mark.parametrize("claim", CLAIMS)
+@pytest.mark.parametrize("view", ["test split, flat features", "test split, pooled features"])
+def test_verdicts_over_seeds(claim, view):
+    assert verdict(found(agreeing), claim, view) == "holds"
+    assert verdict(found(disagreeing), claim, view) == "does not hold"
+    assert verdict(found(agreeing, seed_curves={1: disagreeing}), claim, view) == "inconclusive"
+    assert "(3 seeds)" in statistic_row(found(agreeing), claim, view).statistic
 
 
-def test_spread_compares_the_first_and_last_thirds():
-    table = claims.source_spread(study(agreeing).metrics)
-    assert list(table.target) == list(PACS) and (table["taps per third"] == TAPS // 3).all()
-    assert (table.deep > table.early).all()
+def test_one_run_is_judged_by_its_jackknife():
+    for claim in CLAIMS:
+        row = statistic_row(found(agreeing, seeds=1, jackknife=10), claim)
+        assert row.verdict == "holds" and "jackknife over images, 10 groups" in row.statistic
+    row = statistic_row(found(agreeing, seeds=1), CLAIMS[0])
+    assert row.verdict == "inconclusive" and "without jackknife replicates" in row.statistic
 
 
-def test_comparisons_between_sources_need_two_of_them():
-    metrics = study(agreeing, sources=("photo",)).metrics
-    assert claims.spread(metrics)["verdict"] == "not computed"
-    assert claims.collapse_vs_probe_between_sources(metrics)["verdict"] == "not computed"
+@pytest.mark.parametrize("probe_train, converged, reason", [(0.9, 1.0, "training accuracy 0.900"),
+                                                            (1.0, 0.0, "not converged")])
+def test_a_probe_that_does_not_fit_leaves_the_probe_claims_not_computed(probe_train, converged, reason):
+    table = claims.claims(found(agreeing, probe_train=probe_train, converged=converged))
+    probes = table.figure.str.endswith("domain-probe-vs-cdnv")
+    assert set(table[probes].verdict) == {"not computed"} and set(table[~probes].verdict) == {"holds"}
+    assert table[probes].statistic.str.contains(reason).all()
+    assert table[probes].statistic.str.contains("324 of 324 target probes do not fit").all()
 
 
-@pytest.mark.parametrize("train_acc,verdict", [(1.0, "holds"), (0.9, "does not hold")])
-def test_terminal(train_acc, verdict):
-    assert claims.terminal(study(agreeing, train_acc=train_acc).summaries)["verdict"] == verdict
+def test_probes_below_chance_are_flagged():
+    chance = f"chance {1 / 7:.3f} (1/7)"
+    row = statistic_row(found(agreeing), CLAIMS[2])
+    assert chance in row.statistic and "binomial standard errors: none" in row.statistic
+    row = statistic_row(found(lambda s, t, layers: (agreeing(s, t, layers)[0], 0.3 - 0.1 * layers / TAPS
+                                                    - 0.2 * (layers == 4))), CLAIMS[2])
+    assert "binomial standard errors: 36, art_painting seed 0 → cartoon layer 5 0.0" in row.statistic
+    table = claims.probe_table(found(agreeing))
+    assert len(table) == 4 * 3 * 3 and (table["layers below chance by > 3 SE"] == 0).all()
+    assert (table.converged == TAPS).all() and (table["lowest train accuracy"] == 1).all()
 
 
-def test_claims_table():
-    table = claims.claims(study(agreeing))
-    assert list(table.columns) == ["claim", "statistic", "verdict", "figure"]
-    assert set(table.verdict) == {"holds"}
-    assert table.figure.str.startswith("domain.html#").all()
+@pytest.mark.parametrize("train_acc, expected", [(1.0, "holds"), (0.9, "does not hold")])
+def test_terminal(train_acc, expected):
+    assert verdict(found(agreeing, train_acc=train_acc), "reached the terminal phase") == expected
+
+
+def test_accuracy_table_has_a_row_per_source_run():
+    table = claims.accuracy_table(found(agreeing))
+    assert len(table) == 12 and table.index.names == ["source", "seed"]
+    assert table.loc[("photo", 1), "test on photo"] == 0.6 and table.loc[("photo", 1), "test on sketch"] == 0.3
 
 
 def test_a_missing_source_leaves_every_claim_not_computed():
-    table = claims.claims(study(agreeing, sources=PACS[:3], missing=PACS[3:]))
+    table = claims.claims(found(agreeing, sources=PACS[:3], missing=PACS[3:]))
     assert set(table.verdict) == {"not computed"}
-    assert table.statistic.str.contains("pacs:sketch").all()
+    assert table.statistic.str.contains("source pacs:sketch seed 0").all()
 
 
 def test_nothing_stored():
-    empty = StudyResults(pd.DataFrame(), pd.DataFrame(), [], Store("/nonexistent"))
+    empty = StudyResults(pd.DataFrame(), pd.DataFrame(), [], None)
     table = claims.claims(empty)
     assert set(table.verdict) == {"not computed"} and set(table.verdict) <= set(VERDICTS)
+
+
+def test_every_claim_quotes_a_sentence_of_the_paper():
+    paper = " ".join(PAPER.read_text().split())
+    for name, quote in claims.QUOTES.items():
+        assert quote in paper, name
+    table = claims.claims(found(agreeing, seeds=2))
+    quoted = table[~table.claim.str.contains("terminal phase")]
+    assert all(any(f'"{q}"' in claim for q in claims.QUOTES.values()) for claim in quoted.claim)
+
+
+def test_every_figure_link_points_to_a_target_before_a_heading_of_the_chapter():
+    targets = set(chapter_targets(claims.CHAPTER))
+    for link in claims.claims(found(agreeing, seeds=2)).figure:
+        page, _, target = link.partition("#")
+        assert page == f"{claims.CHAPTER}.html" and target in targets, link
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", target), f"{target} is not its own HTML id"

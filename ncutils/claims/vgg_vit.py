@@ -1,8 +1,20 @@
-"""Appendices B and C (Figures 13, 14): VGG13/16/19 and ViT small/base on CIFAR-10, layer by layer.
+"""Appendices B and C (Figures 13, 14): the claims of the ``vgg_vit`` chapter, judged from the ``vgg_vit`` study.
 
-CDNV (eq. 4) and NC2 (eq. 5) on the training set, flat features. "Geometric decay" is judged by a
-least-squares line through log10(value) against the layer number: its slope (decades per layer)
-and R^2.
+VGG13/16/19 and ViT small/base on CIFAR-10, one run each. CDNV is ``cdnv_sum`` (eq. 4, summed over
+ordered class pairs), NC2 is eq. 5, at every layer tap in order (the classifier's input left out). The
+appendices do not say on which split or with which features their figures measure collapse, so every
+CDNV and NC2 claim is judged in each of :data:`VIEWS` (train/test split x flat/pooled features), named
+in the claim, as in the ``clean`` chapter.
+
+Every verdict is :mod:`ncutils.verdict`'s: per model, the statistic with its standard error (the
+delete-a-group jackknife over images of the one run's curves, :func:`ncutils.estimates.curve_estimate`;
+the binomial error of an accuracy; the spread over seeds should a model have several) against the
+claim's threshold, stated in its statistic; a claim about several models, pairs or curves holds when
+each does and does not hold when one does not (:func:`ncutils.verdict.all_of`). Each claim quotes the
+sentence it tests (:data:`QUOTES`).
+
+*Geometric decay* is judged by the least-squares line through log10 of the value against the layer
+number: its slope (decades per layer) must be below 0 and its R^2 above :data:`R2_GEOMETRIC`.
 """
 from __future__ import annotations
 
@@ -10,15 +22,34 @@ import numpy as np
 import pandas as pd
 
 from .. import frames
-from . import figure_link, not_computed, table
+from ..estimates import Run, curve_estimate, stored_runs
+from ..frames import TERMINAL
+from ..verdict import Estimate, binomial, over_seeds
+from . import figure_link, judged, not_computed, table
+from .clean import Judged, view_name
 
 STUDY = "vgg_vit"
+CHAPTER = "vgg_vit"
+PER_SEED = True  # claims() reads every seed's run (the others read the mean over seeds)
 VGGS = ("vgg13", "vgg16", "vgg19")
 VITS = ("vit_small", "vit_base")
-VGG_FIGURE = figure_link("vgg_vit", "vgg-figure")
-VIT_FIGURE = figure_link("vgg_vit", "vit-figure")
-TABLE = figure_link("vgg_vit", "vgg-vit-accuracy")
-R2_GEOMETRIC = 0.9  # R^2 of the log-linear fit at or above which a decay counts as (near) geometric
+VGG_FIGURE = figure_link(CHAPTER, "vgg-figure")
+VIT_FIGURE = figure_link(CHAPTER, "vit-figure")
+TABLE = figure_link(CHAPTER, "vgg-vit-accuracy")
+VIEWS = frames.VIEWS
+R2_GEOMETRIC = 0.9  # R^2 of the log-linear fit above which a decay counts as (near) geometric
+QUOTES = {
+    "vgg_geometric": "The results reveal an almost geometric decay rate of CDNV on both the CIFAR10 and ImageNet "
+                     "datasets",
+    "vgg_depth": "the decay rate decreases as model depth increases",
+    "vit_terminal": "the last-layer training accuracy of ViT-small and ViT-base fails to reach the neural collapse "
+                    "regime on the small CIFAR10 dataset",
+    "vit_geometric": "both the CDNV and $NC_2$ metrics exhibit a continuous, geometric-rate decreasing trend",
+    "vit_weaker": "the weaker intermediate compression and separation observed in ViT models on the CIFAR10 dataset",
+    "imagenet": "as the dataset size increases to ImageNet, ViT models demonstrate improved intermediate compression "
+                "and separation",
+}
+CURVES = {"CDNV": lambda cdnv, nc2: cdnv, "NC2": lambda cdnv, nc2: nc2}
 
 
 def log_linear_line(values) -> tuple[float, float]:
@@ -46,116 +77,109 @@ def plateau_r2(n: int) -> float:
     return log_linear_fit(10.0 ** -np.clip(x - (n - k), 0, None))[1]
 
 
-def curves(metrics: pd.DataFrame, models, measure: str = "cdnv_sum") -> dict[str, np.ndarray]:
-    """{model: values of ``measure`` per layer tap, in order} for the stored ``models``."""
-    if metrics.empty:
-        return {}
-    rows = frames.layer_rows(metrics[metrics.model.isin(models)], measure)
-    return {m: rows[rows.model == m].sort_values("layer number").value.to_numpy()
-            for m in models if (rows.model == m).any()}
-
-
 def accuracy_table(found) -> pd.DataFrame:
-    """Every run's accuracies, recipe and whether it reached the terminal phase."""
-    return frames.run_table(found.summaries, ("model", "size", "recipe", "n_per_class", "train_acc", "test_acc"))
+    """Every run's accuracies, recipe and epochs, and whether it reached the terminal phase."""
+    return frames.run_table(found.summaries, ("model", "size", "seed", "recipe", "epochs", "n_per_class",
+                                               "train_acc", "test_acc"))
 
 
-def _all_or_most(flags) -> str:
-    """holds when every case agrees, does not hold when fewer than half do, inconclusive in between."""
-    flags = list(flags)
-    return "holds" if all(flags) else ("does not hold" if sum(flags) < len(flags) / 2 else "inconclusive")
+def geometric(models: dict[str, list[Run]], view, measures=("CDNV",)):
+    """Per model and measure: the log-linear fit's slope below 0 and its R^2 above :data:`R2_GEOMETRIC`."""
+    j = Judged()
+    for model, runs in models.items():
+        for measure in measures:
+            pick = CURVES[measure]
+            layers = len(pick(runs[0].cdnv[view], runs[0].nc2[view]))
+            j.add(f"{model} {measure} slope", curve_estimate(runs, view, lambda c, n: log_linear_fit(pick(c, n))[0]),
+                  0, "below")
+            j.add(f"R² (plateau shape: {plateau_r2(layers):.2f})",
+                  curve_estimate(runs, view, lambda c, n: log_linear_fit(pick(c, n))[1]), R2_GEOMETRIC, "above")
+    return j.result(f"slope of the least-squares line through log10 {' and '.join(measures)} over the layers, "
+                    f"decades/layer (< 0), and its R² (> {R2_GEOMETRIC}; for contrast, the R² of a curve with as "
+                    "many layers, flat over two thirds, then falling)")
 
 
-def _geometric(found: dict[str, np.ndarray], label: str) -> tuple[list[str], list[bool]]:
-    parts, flags = [], []
-    for model, values in found.items():
-        slope, r2 = log_linear_fit(values)
-        parts.append(f"{model}{label}: {slope:+.2g} decades/layer, R^2 {r2:.2f} "
-                     f"(plateau shape {plateau_r2(len(values)):.2f})")
-        flags.append(slope < 0 and r2 >= R2_GEOMETRIC)
-    return parts, flags
+def vgg_geometric(models, view):
+    return geometric(models, view)
 
 
-def vgg_geometric(metrics: pd.DataFrame) -> dict:
-    """VGG's CDNV decays at a near-geometric rate through the layers."""
-    claim = "VGG13/16/19: CDNV decays at an almost geometric rate across layers (App. B)"
-    found = curves(metrics, VGGS)
-    if not found:
-        return not_computed(claim, VGG_FIGURE)
-    parts, flags = _geometric(found, "")
-    return {"claim": claim, "statistic": "; ".join(parts) + f"; holds at slope < 0 and R^2 >= {R2_GEOMETRIC}",
-            "verdict": _all_or_most(flags), "figure": VGG_FIGURE}
+def vit_geometric(models, view):
+    return geometric(models, view, ("CDNV", "NC2"))
 
 
-def vgg_rate_vs_depth(metrics: pd.DataFrame) -> dict:
-    """The per-layer decay rate of VGG's CDNV is smaller in deeper VGGs."""
-    claim = "VGG: the per-layer decay rate of CDNV decreases as depth grows (VGG13 > VGG16 > VGG19)"
-    found = curves(metrics, VGGS)
-    if len(found) < 2:
-        return not_computed(claim, VGG_FIGURE, "needs at least two stored VGG runs")
-    rates = {m: -log_linear_fit(v)[0] for m, v in found.items()}
-    order = list(rates)  # VGGS order: shallow to deep
-    return {"claim": claim,
-            "statistic": "decay rate (decades/layer): " + ", ".join(f"{m} {r:.2g}" for m, r in rates.items()),
-            "verdict": _all_or_most(rates[a] > rates[b] for a, b in zip(order, order[1:])), "figure": VGG_FIGURE}
+def vgg_rate_vs_depth(models, view):
+    """Each VGG's CDNV decay rate (minus the fit's slope) minus that of the next deeper VGG, above 0."""
+    rates = {m: curve_estimate(runs, view, lambda c, n: -log_linear_fit(c)[0]) for m, runs in models.items()}
+    j, names = Judged(), [m for m in VGGS if m in rates]
+    for shallow, deep in zip(names, names[1:]):
+        j.add(f"{shallow} - {deep}", rates[shallow] - rates[deep], 0, "above")
+    return j.result("CDNV decay rate (minus the slope of the log-linear fit, decades/layer), each VGG minus the "
+                    "next deeper one (> 0)")
 
 
-def vit_not_terminal(summaries: pd.DataFrame) -> dict:
-    """ViT small/base do not fit CIFAR-10's training set (no terminal phase)."""
-    claim = "ViT small/base do not reach the terminal phase on CIFAR-10 (train accuracy < 99%) (App. C)"
-    vits = summaries[summaries.model.isin(VITS)] if not summaries.empty else summaries
-    if vits.empty:
-        return not_computed(claim, TABLE)
-    return {"claim": claim,
-            "statistic": ", ".join(f"{m}: train {a:.3f}" for m, a in zip(vits.model, vits.train_acc)),
-            "verdict": _all_or_most(vits.train_acc < frames.TERMINAL), "figure": TABLE}
+def vit_weaker(models, view):
+    """Per measure, the mean over layers of log10 CDNV (of log10 NC2) of each ViT minus each VGG, above 0."""
+    j = Judged()
+    for measure, pick in CURVES.items():
+        level = {m: curve_estimate(runs, view, lambda c, n: float(np.log10(pick(c, n).to_numpy(float)).mean()))
+                 for m, runs in models.items()}
+        for vit in (m for m in VITS if m in level):
+            for vgg in (m for m in VGGS if m in level):
+                j.add(f"{measure} {vit} - {vgg}", level[vit] - level[vgg], 0, "above")
+    return j.result("mean over the layers of log10 CDNV and of log10 NC2 (higher: weaker compression and "
+                    "separation), each ViT minus each VGG (> 0)")
 
 
-def vit_geometric(metrics: pd.DataFrame) -> dict:
-    """ViT's CDNV and NC2 both fall at a continuous, geometric rate."""
-    claim = "ViT small/base: CDNV and NC2 both decrease at a continuous, geometric rate (App. C)"
-    cdnv, nc2 = curves(metrics, VITS), curves(metrics, VITS, "nc2")
-    if not cdnv:
-        return not_computed(claim, VIT_FIGURE)
-    parts, flags = _geometric(cdnv, " CDNV")
-    more, more_flags = _geometric(nc2, " NC2")
-    return {"claim": claim, "statistic": "; ".join(parts + more) + f"; holds at slope < 0 and R^2 >= {R2_GEOMETRIC}",
-            "verdict": _all_or_most(flags + more_flags), "figure": VIT_FIGURE}
+def train_accuracies(summaries: pd.DataFrame) -> dict[str, Estimate]:
+    """Per model, its training accuracy: over its seeds, else the binomial error on its training images."""
+    out = {}
+    for model, runs in summaries.groupby("model", sort=False):
+        out[model] = (over_seeds(runs.train_acc) if len(runs) >= 2
+                      else binomial(float(runs.train_acc.iloc[0]), int(runs.num_train.iloc[0])))
+    return out
 
 
-def vit_weaker(metrics: pd.DataFrame) -> dict:
-    """On CIFAR-10, ViT layers compress and separate less than the CNNs' (here the VGGs)."""
-    claim = "on CIFAR-10 ViT layers compress and separate less than CNN layers (here: VGG) (App. C)"
-    means = {}
-    for measure, label in (("cdnv_sum", "CDNV"), ("nc2", "NC2")):
-        for family, models in (("ViT", VITS), ("VGG", VGGS)):
-            means[label, family] = {m: 10 ** np.log10(v).mean() for m, v in curves(metrics, models, measure).items()}
-    if not means["CDNV", "ViT"] or not means["CDNV", "VGG"]:
-        return not_computed(claim, VIT_FIGURE, "needs stored ViT and VGG runs")
-    flags = [vit > vgg for label in ("CDNV", "NC2")
-             for vit in means[label, "ViT"].values() for vgg in means[label, "VGG"].values()]
-    text = "; ".join(f"{label}: " + ", ".join(f"{m} {v:.3g}" for family in ("ViT", "VGG")
-                                              for m, v in means[label, family].items())
-                     for label in ("CDNV", "NC2"))
-    return {"claim": claim,
-            "statistic": f"geometric mean over layers, {text}; ViT above VGG in {sum(flags)} of {len(flags)} pairs",
-            "verdict": _all_or_most(flags), "figure": VIT_FIGURE}
+def vit_not_terminal(accuracies: dict[str, Estimate]):
+    j = Judged()
+    for model, estimate in accuracies.items():
+        j.add(model, estimate, TERMINAL, "below")
+    return j.result(f"training accuracy (the terminal phase: >= {TERMINAL}; the claim: < {TERMINAL})")
+
+
+def claim_text(label: str, quote: str) -> str:
+    return f'{label}: "{QUOTES[quote]}"'
 
 
 def claims(found) -> pd.DataFrame:
-    """Appendices B and C's claims on CIFAR-10, judged from the stored VGG and ViT runs; a claim is
-    not computed while a run it reads is not stored."""
-    metrics = found.metrics
-    judged = [(vgg_geometric(metrics), VGGS), (vgg_rate_vs_depth(metrics), VGGS),
-              (vit_not_terminal(found.summaries), VITS), (vit_geometric(metrics), VITS),
-              (vit_weaker(metrics), VITS + VGGS)]
-    missing = {c.model: status for c, status in found.missing}
+    """Appendices B and C's claims on CIFAR-10, judged from every stored run of the study in ``found`` (a
+    :class:`ncutils.results.StudyResults`); a claim is not computed while a run it reads is not stored."""
+    runs = stored_runs(found, VIEWS) if not found.summaries.empty else {}
+    stored = {m: r for (dataset, m), r in runs.items() if dataset == "cifar10"}
+    study = {c.model for c in found.configs}
+    vggs, vits = [m for m in VGGS if m in study], [m for m in VITS if m in study]
+
+    def row(claim, figure, needed, judge, view=None):
+        return judged(claim, figure, needed, stored, lambda: judge({m: stored[m] for m in needed if m in stored}, view),
+                      "" if needed else "the study has none of these models at this scale")
+
     rows = []
-    for row, needed in judged:
-        absent = [f"{m} ({missing[m]})" for m in needed if m in missing]
-        why = "not stored yet: " + ", ".join(absent)
-        rows.append(not_computed(row["claim"], row["figure"], why) if absent else row)
-    rows.append(not_computed("the ImageNet-1k panels of Figures 13 and 14 (VGG's geometric decay; ViT's stronger "
-                             "intermediate compression and separation on ImageNet)", VIT_FIGURE,
+    for view in VIEWS:
+        seen = f"CIFAR-10, {view_name(view)}"
+        rows.append(row(claim_text(f"(B) VGG13/16/19 on {seen}: CDNV decays at an almost geometric rate over the "
+                                   "layers", "vgg_geometric"), VGG_FIGURE, vggs, vgg_geometric, view))
+        rows.append(row(claim_text(f"(B) VGG13/16/19 on {seen}: the deeper the VGG, the slower CDNV decays per "
+                                   "layer", "vgg_depth"), VGG_FIGURE, vggs, vgg_rate_vs_depth, view))
+        rows.append(row(claim_text(f"(C) ViT small/base on {seen}: CDNV and NC2 both decay at a continuous, "
+                                   "geometric rate", "vit_geometric"), VIT_FIGURE, vits, vit_geometric, view))
+        rows.append(row(claim_text(f"(C) ViT small/base vs VGG13/16/19 on {seen}: ViT layers compress and separate "
+                                   "less (higher CDNV and NC2)", "vit_weaker"), VIT_FIGURE, vits + vggs, vit_weaker,
+                        view))
+    accuracies = train_accuracies(found.summaries) if not found.summaries.empty else {}
+    rows.append(judged(claim_text("(C) ViT small/base on CIFAR-10: they do not reach the terminal phase (training "
+                                  f"accuracy below {TERMINAL:.0%})", "vit_terminal"), TABLE, vits, accuracies,
+                       lambda: vit_not_terminal({m: accuracies[m] for m in vits if m in accuracies}),
+                       "" if vits else "the study has no ViT at this scale"))
+    rows.append(not_computed(claim_text("(B, C) the ImageNet-1k panels of Figures 13 and 14 (VGG's geometric decay; "
+                                        "ViT's stronger compression and separation)", "imagenet"), VIT_FIGURE,
                              "ImageNet-1k is not available on the machines computing this book"))
     return table(rows)
