@@ -1,55 +1,68 @@
 """Section 4.2, label noise: the claims of the ``label_noise`` chapter, judged from its study.
 
-Per run, every curve is a measure at each block tap in order (the classifier's input left out), on
-the training set with flattened features:
+Per run, every curve is a measure at each block tap in order (the classifier's input left out): CDNV
+(``cdnv_sum``, eq. 4) under the labels the run trained with (a noisy run's noisy labels, the clean run's
+true ones); a noisy run's memorization ratio (Definition 1: CDNV under the true labels over CDNV under
+the noisy ones; its memorization layers, Definition 2, are the blocks where it exceeds 1); linear-probe
+accuracy on the clean test set (pooled features). Only the training images have noisy labels, so every
+CDNV and ratio claim is judged in each view of the training split (:data:`VIEWS`), named in the claim.
 
-- CDNV under the labels the run trained with (``cdnv_sum``, eq. 4; the noisy labels of a noisy run,
-  the true labels of the clean run);
-- the memorization ratio of a noisy run (Definition 1): CDNV under the true labels over CDNV under
-  the noisy ones, block by block; its memorization layers (Definition 2) are the blocks where it
-  exceeds 1;
-- linear-probe accuracy on the clean test set (pooled features).
-
-A claim about several runs holds when it holds for each, does not hold when it holds for none, and
-is inconclusive otherwise (each judge says where it differs). A claim whose runs are not all stored
-is not computed; its statistic then shows what the stored runs give.
+Every verdict is :mod:`ncutils.verdict`'s. A setting (model and noise) gives its statistic with the
+spread over its seeds where it has several (the study's clean and ``DEPTH_NOISE`` runs), else the
+jackknife over training images of its one run, the binomial error of an accuracy, or a parametric
+bootstrap of its probe accuracies. The ratio's replicate g is CDNV under the true labels without group
+g over CDNV under the noisy labels without group g (each grouping forms its groups within its own
+classes: the two leave out about, not exactly, the same images). Settings are contrasted with errors
+in quadrature, test accuracies seed by seed (a seed's runs train on the same images). A claim about
+several noise levels, pairs or views holds when each case holds. Only runs that fit the labels they
+trained with (train accuracy >= ``frames.TERMINAL``) are read; each statistic lists those left out.
+Each claim quotes the sentence it tests (:data:`QUOTES`).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from .. import frames
-from ..frames import memorization_ratios
+from ..estimates import accuracy_estimate
+from ..frames import TERMINAL, memorization_ratios
 from ..studies import CIFAR10N, RANDOM_LABELS, RESNETS, SWINS
+from ..verdict import Estimate, binomial, jackknife, over_seeds
 from . import figure_link, judged, table
+from .clean import Judged, view_name
 
 STUDY = "label_noise"
 CHAPTER = "label_noise"
+PER_SEED = True  # claims() reads every seed's run (the unmigrated chapters read the mean over seeds)
 RANDOM_FIGURE = figure_link(CHAPTER, "label-noise-random")
+ACCURACY = figure_link(CHAPTER, "label-noise-accuracy")
 SETTINGS = (("random labels", RANDOM_LABELS, RANDOM_FIGURE),
             ("CIFAR-10N", CIFAR10N, figure_link(CHAPTER, "label-noise-cifar10n")))
 NOISY = RANDOM_LABELS + CIFAR10N
-
-
-def consensus(flags) -> str:
-    """'holds' if every flag is true, 'does not hold' if none is, 'inconclusive' otherwise."""
-    flags = list(flags)
-    return "holds" if all(flags) else "does not hold" if not any(flags) else "inconclusive"
-
-
-def spearman(a, b) -> float:
-    """Spearman's rank correlation of two equally long sequences (nan if one is constant)."""
-    ra, rb = pd.Series(np.asarray(a, float)).rank(), pd.Series(np.asarray(b, float)).rank()
-    return float(ra.corr(rb)) if ra.nunique() > 1 and rb.nunique() > 1 else float("nan")
-
-
-def geometric_mean(c: pd.Series) -> float:
-    return float(10 ** np.log10(c.to_numpy(float)).mean())
+VIEWS = tuple(v for v in frames.VIEWS if v[0] == "train")  # the split with noisy labels
+LOSS = 0.03  # a block losing probe accuracy to the clean model: by over 3 points (2 SE of a difference, 2000 images)
+BOOTSTRAP = 200  # parametric bootstrap draws of the probe accuracies
+# (family, its models, the paper's direction of the deeper-minus-shallower memorization ratio and test accuracy)
+FAMILIES = (("ResNets", RESNETS, "above", "below"), ("Swin Transformers", SWINS, "below", "above"))
+QUOTES = {
+    "shift": "as the proportion of noisy data increases, the overall within-class compression curves shift upward",
+    "rises": "The results demonstrate a progressive increase in the memorization ratio across layers, irrespective "
+             "of network size",
+    "resnet_final": "ResNets exhibit memorization ratios exceeding 1 in the final layers",
+    "swin_below": "in Swin-Transformers, the memorization ratio consistently remains below 1 across all layers",
+    "probe_gap": "the performance gap between models pre-trained with varying degrees of label noise is small in "
+                 "the initial layers but widens in the deeper layers",
+    "more_layers": "As noise levels increase, more deeper layers exhibit a declining trend in performance on clean "
+                   "data",
+    "ResNets": "at a specific noise level, increasing the model depth leads to higher memorization ratios in ResNets",
+    "Swin Transformers": "deeper Swin-Transformer models demonstrate decreasing memorization ratios",
+    "depth_accuracy": "increasing model depth improves the performance of Swin-Transformer models but degrades the "
+                      "performance of ResNet models on clean data",
+}
 
 
 def trained_label_rows(metrics: pd.DataFrame, measure: str) -> pd.DataFrame:
@@ -60,7 +73,8 @@ def trained_label_rows(metrics: pd.DataFrame, measure: str) -> pd.DataFrame:
 
 
 def memorization_rows(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The memorization ratio (``value``) per block of every noisy run, with model, noise, layer number."""
+    """The memorization ratio (``value``) per block of every noisy run (one run per model and noise, e.g.
+    the mean over seeds), with model, noise, layer number; training split, flat features."""
     out = []
     for (model, noise), run in metrics[metrics.noise != "clean"].groupby(["model", "noise"]):
         train = run[(run.split == "train") & (run.inputs == "clean") & (run.eval_data == run.dataset)
@@ -74,55 +88,92 @@ def memorization_rows(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def accuracy_table(found) -> pd.DataFrame:
-    """Every run's noise rate and accuracies: on the labels it trained with, on the true ones, on the test set."""
-    columns = ["model", "noise", "noise_rate", "train_acc", "train_acc_clean_labels", "test_acc"]
+    """Every run's noise rate and accuracies (each seed's): on the labels it trained with, on the true ones,
+    on the test set; and whether it fits its training labels (train accuracy >= ``frames.TERMINAL``)."""
+    columns = ["model", "noise", "seed", "noise_rate", "train_acc", "train_acc_clean_labels", "test_acc"]
     table = found.summaries.reindex(columns=columns).copy()
     table["noise_rate"] = table.noise_rate.fillna(0.0)
+    table["fits its labels"] = frames.terminal_phase(table)
     return table
 
 
-def _curves(rows: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
-    """Per (model, noise): ``value`` indexed by layer number."""
-    rows = rows.sort_values("layer number")
-    return {key: g.set_index("layer number").value for key, g in rows.groupby(["model", "noise"])}
-
-
 @dataclass
-class Runs:
-    """The stored curves of one model's runs, per noise setting (in the order of the study)."""
+class NoiseRun:
+    """One stored run, or one jackknife replicate of it: per view of :data:`VIEWS`, CDNV under its training
+    labels and (a noisy run) the memorization ratio per block; the probe's test accuracy per block."""
 
-    cdnv: dict[str, pd.Series]  # under the trained labels; clean and noisy runs
-    ratio: dict[str, pd.Series]  # noisy runs only
-    probe: dict[str, pd.Series]
-
-    def only(self, noises) -> Runs:
-        def keep(d):
-            return {n: d[n] for n in noises if n in d}
-        return Runs(keep(self.cdnv), keep(self.ratio), keep(self.probe))
-
-
-def shift_up(r: Runs) -> tuple[str, str]:
-    """(1) The geometric mean of CDNV over the blocks strictly grows with the noise: holds; grows in
-    rank (Spearman's rho with the noise order > 0) but not strictly: inconclusive; else does not hold."""
-    means = {n: geometric_mean(c) for n, c in r.cdnv.items()}
-    rho = spearman(range(len(means)), list(means.values()))
-    statistic = ("geometric mean of CDNV over blocks, least to most noise: "
-                 + "; ".join(f"{n} {v:.3g}" for n, v in means.items())
-                 + f" (Spearman's rho with noise order {rho:.2f})")
-    verdict = "holds" if np.all(np.diff(list(means.values())) > 0) else "inconclusive" if rho > 0 else "does not hold"
-    return statistic, verdict
+    seed: int = 0
+    cdnv: dict = field(default_factory=dict)  # view -> Series over block numbers
+    ratio: dict = field(default_factory=dict)
+    replicates: list = field(default_factory=list)  # a NoiseRun per jackknife group (curves only)
+    probe: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    num_probe_test: int = 0
+    train_acc: float = math.nan
+    test_acc: float = math.nan
+    num_test: int = 0
 
 
-def rises(r: Runs) -> tuple[str, str]:
-    """(2) Per noisy run: the ratio is higher at the last block than at the first, and Spearman's rho
-    between block number and ratio is positive."""
-    parts, flags = [], []
-    for n, q in r.ratio.items():
-        rho = spearman(q.index, q.to_numpy())
-        flags.append(q.iloc[-1] > q.iloc[0] and rho > 0)
-        parts.append(f"{n} {q.iloc[0]:.3g} → {q.iloc[-1]:.3g} (rho {rho:.2f})")
-    return ("memorization ratio first → last block (Spearman's rho with block number): " + "; ".join(parts),
-            consensus(flags))
+def _curve(rows: pd.DataFrame) -> pd.Series:
+    return rows.set_index("layer number").value.sort_index()
+
+
+def load_runs(found) -> dict[tuple[str, str], list[NoiseRun]]:
+    """Per (model, noise), its stored runs in seed order with their curves and jackknife replicates."""
+    if found.summaries.empty:
+        return {}
+    metrics, runs = found.metrics, {}
+    per_run = dict(iter(metrics.groupby(["model", "noise", "seed"]))) if len(metrics) else {}
+    for (model, noise, seed), summary in found.summaries.groupby(["model", "noise", "seed"], sort=True):
+        mine = per_run.get((model, noise, seed), metrics.iloc[:0])
+        run = NoiseRun(seed=int(seed), train_acc=float(summary.train_acc.iloc[0]),
+                       test_acc=float(summary.test_acc.iloc[0]), num_test=int(summary.num_test.iloc[0]))
+        groups = sorted({m.rpartition("@jk")[2] for m in set(mine.measure) if m.startswith("cdnv_sum@jk")}, key=int)
+        run.replicates = [NoiseRun(seed=int(seed)) for _ in groups]
+        trained = "clean" if noise == "clean" else "noisy"
+        for view in VIEWS:
+            for name, copy in [("cdnv_sum", run)] + [(f"cdnv_sum@jk{g}", r) for g, r in zip(groups, run.replicates)]:
+                curve = _curve(frames.layer_rows(mine, name, split=view[0], labels=trained, features=view[1]))
+                if curve.empty:
+                    continue
+                copy.cdnv[view] = curve
+                if noise != "clean":
+                    true = _curve(frames.layer_rows(mine, name, split=view[0], features=view[1]))
+                    copy.ratio[view] = true / curve
+        probe = frames.layer_rows(mine, "probe_test_acc")
+        if len(probe):
+            run.probe, run.num_probe_test = _curve(probe), int(probe.num_samples.iloc[0])
+        runs.setdefault((model, noise), []).append(run)
+    return runs
+
+
+def curve_estimate(runs: list[NoiseRun], curves: str, view, statistic) -> Estimate:
+    """``statistic`` of a setting's ``curves`` ("cdnv" or "ratio") in ``view``: over its seeds, else the
+    jackknife over images of its one run."""
+    def of(run):
+        return statistic(getattr(run, curves)[view])
+    if len(runs) >= 2:
+        return over_seeds([of(r) for r in runs])
+    run = runs[0]
+    if len(run.replicates) < 2 or any(view not in getattr(r, curves) for r in run.replicates):
+        return Estimate(of(run), math.nan, "one run without jackknife replicates")
+    return jackknife(of(run), [of(r) for r in run.replicates])
+
+
+def mean_log(c: pd.Series) -> float:
+    return float(np.log10(c.to_numpy(float)).mean())
+
+
+def last_log(c: pd.Series) -> float:
+    return float(np.log10(c.iloc[-1]))
+
+
+def highest_log(c: pd.Series) -> float:
+    return float(np.log10(c.max()))
+
+
+def log_slope(c: pd.Series) -> float:
+    """Decades per block of a least-squares line through log10 of the curve."""
+    return float(np.polyfit(c.index.to_numpy(float), np.log10(c.to_numpy(float)), 1)[0])
 
 
 def last_third(n_blocks: int) -> int:
@@ -130,56 +181,153 @@ def last_third(n_blocks: int) -> int:
     return n_blocks - max(1, round(n_blocks / 3)) + 1
 
 
-def only_last_layers(r: Runs) -> tuple[str, str]:
-    """(2), ResNets: per noisy run, memorization layers exist, include the last block and all lie in
-    the last third of the blocks."""
-    parts, flags = [], []
-    for n, q in r.ratio.items():
-        layers = [int(b) for b in q.index[q.to_numpy() > 1]]
-        start, last = last_third(len(q)), int(q.index[-1])
-        flags.append(bool(layers) and last in layers and min(layers) >= start)
-        parts.append(f"{n} {', '.join(map(str, layers)) or 'none'} (last third: blocks {start}-{last})")
-    return "memorization layers (blocks with ratio > 1): " + "; ".join(parts), consensus(flags)
+def shift_up(got, view):
+    j, keys = Judged(), list(got)
+    level = {k: curve_estimate(got[k], "cdnv", view, mean_log) for k in keys}
+    for low, high in zip(keys, keys[1:]):
+        j.add(f"{high[1]} - {low[1]}", level[high] - level[low], 0, "above")
+    return j, "mean log10 CDNV over the blocks under the trained labels, each noise minus the next lower one (> 0)"
 
 
-def below_one(r: Runs) -> tuple[str, str]:
-    """(2), Swin Transformers: per noisy run, the ratio is at most 1 at every block."""
-    parts, flags = [], []
-    for n, q in r.ratio.items():
-        flags.append(bool((q <= 1).all()))
-        parts.append(f"{n} {q.max():.3g} at block {int(q.idxmax())} of {len(q)}")
-    return "largest memorization ratio over blocks: " + "; ".join(parts), consensus(flags)
+def rises(got, view):
+    j = Judged()
+    for (_, noise), runs in got.items():
+        j.add(noise, curve_estimate(runs, "ratio", view, log_slope), 0, "above")
+    return j, "slope of log10 memorization ratio over the blocks, decades per block (> 0)"
 
 
-def probe_gap(r: Runs) -> tuple[str, str]:
-    """(3) The spread (max - min) of probe accuracy over the runs is larger at the last block than at
-    the first: holds, else does not hold."""
-    first = [p.iloc[0] for p in r.probe.values()]
-    last = [p.iloc[-1] for p in r.probe.values()]
-    spread_first, spread_last = np.ptp(first), np.ptp(last)
-    statistic = (f"spread of probe test accuracy over {', '.join(r.probe)}: first block"
-                 f" {100 * spread_first:.1f} points ({min(first):.3f}-{max(first):.3f}), last block"
-                 f" {100 * spread_last:.1f} points ({min(last):.3f}-{max(last):.3f})")
-    return statistic, "holds" if spread_last > spread_first else "does not hold"
+def resnet_final(got, view):
+    j = Judged()
+    for (_, noise), runs in got.items():
+        j.add(f"{noise} last block", curve_estimate(runs, "ratio", view, last_log), 0, "above")
+        before = curve_estimate(runs, "ratio", view, lambda c: highest_log(c.iloc[:last_third(len(c)) - 1]))
+        j.add("highest before the last third", before, 0, "below")
+    return j, ("log10 memorization ratio at the last block (> 0, a memorization layer) and its highest "
+               "before the last third of the blocks (< 0, none there)")
 
 
-def depth(runs: dict[str, Runs], deeper_higher: bool) -> tuple[str, str]:
-    """(4) At each noise setting of every model, the last-block ratio strictly grows (``deeper_higher``)
-    or strictly falls with depth (models shallow to deep)."""
-    parts, flags = [], []
-    noises = [n for n in NOISY if all(n in r.ratio for r in runs.values())]
-    for n in noises:
-        last = [float(r.ratio[n].iloc[-1]) for r in runs.values()]
-        steps = np.diff(last)
-        flags.append(bool(np.all(steps > 0) if deeper_higher else np.all(steps < 0)))
-        parts.append(f"{n} " + " vs ".join(f"{m} {v:.3g}" for m, v in zip(runs, last)))
-    return "memorization ratio at the last block, shallow vs deep: " + "; ".join(parts), consensus(flags)
+def swin_below(got, view):
+    j = Judged()
+    for (_, noise), runs in got.items():
+        j.add(noise, curve_estimate(runs, "ratio", view, highest_log), 0, "below")
+    return j, "highest log10 memorization ratio over the blocks (< 0: no memorization layer)"
 
 
-def _row(claim: str, figure: str, stored: set[str], needed: list[str], judge: Callable[[], tuple[str, str]],
-         why: str = "") -> dict:
-    """The claim judged by ``judge()`` once every run of ``needed`` is stored (:func:`judged`)."""
-    return judged(claim, figure, needed, stored, judge, why)
+def probe_gain(runs: list[NoiseRun]) -> Estimate:
+    """Probe accuracy at the last block minus at the first: over seeds, else binomial errors in quadrature."""
+    if len(runs) >= 2:
+        return over_seeds([r.probe.iloc[-1] - r.probe.iloc[0] for r in runs])
+    run = runs[0]
+    return binomial(run.probe.iloc[-1], run.num_probe_test) - binomial(run.probe.iloc[0], run.num_probe_test)
+
+
+def probe_gap(got):
+    j, (clean, *noisy) = Judged(), list(got)
+    if clean[1] == "clean" and noisy:
+        j.add(f"{clean[1]} - {noisy[-1][1]}", probe_gain(got[clean]) - probe_gain(got[noisy[-1]]), 0, "above")
+    return j, ("probe accuracy gained from the first block to the last, clean minus the noisiest run: the gap "
+               "at the last block minus the gap at the first (> 0)")
+
+
+def probe_draws(runs: list[NoiseRun], rng) -> np.ndarray:
+    """Row 0: a setting's probe curve (mean over its runs); then BOOTSTRAP draws of it, each run's accuracies
+    drawn binomially on its test images."""
+    curves = np.array([r.probe.to_numpy(float) for r in runs])
+    n = np.array([r.num_probe_test for r in runs])[:, None, None]
+    draws = rng.binomial(n, curves[:, None, :], size=(len(runs), BOOTSTRAP, curves.shape[1])) / n
+    return np.vstack([curves.mean(axis=0), draws.mean(axis=0)])
+
+
+def more_layers(got):
+    """Blocks losing more than LOSS probe accuracy against the clean model, per noise; each step up in noise
+    must add some (parametric bootstrap of the probe accuracies)."""
+    j, rng, (clean, *noisy) = Judged(), np.random.default_rng(0), list(got)
+    rule = (f"blocks whose probe accuracy is more than {LOSS} below the clean model's, each noise minus the next "
+            "lower one (> 0)")
+    if clean[1] != "clean":
+        return j, rule
+    reference = probe_draws(got[clean], rng)
+    losing = {k: (reference - probe_draws(got[k], rng) > LOSS).sum(axis=1) for k in noisy}
+    for low, high in zip(noisy, noisy[1:]):
+        step = losing[high] - losing[low]
+        j.add(f"{high[1]} ({losing[high][0]} blocks) - {low[1]} ({losing[low][0]})",
+              Estimate(float(step[0]), float(step[1:].std(ddof=1)), f"parametric bootstrap, {BOOTSTRAP} draws"),
+              0, "above")
+    return j, rule
+
+
+def depth_pairs(models: list[str], study: dict[str, list[str]]) -> list[tuple[str, str, str]]:
+    """(shallower, deeper, noise): consecutive depths of a family at every noise both ran."""
+    return [(a, b, n) for a, b in zip(models, models[1:]) for n in NOISY if n in study[a] and n in study[b]]
+
+
+def deeper_ratio(got, view, pairs, direction):
+    j = Judged()
+    for shallow, deep, noise in (p for p in pairs if (p[0], p[2]) in got and (p[1], p[2]) in got):
+        estimate = (curve_estimate(got[deep, noise], "ratio", view, last_log)
+                    - curve_estimate(got[shallow, noise], "ratio", view, last_log))
+        j.add(f"{noise} {deep} - {shallow}", estimate, 0, direction)
+    return j, (f"log10 memorization ratio at the last block, deeper minus shallower model "
+               f"({'> 0' if direction == 'above' else '< 0'})")
+
+
+def accuracy_contrast(terms: list[tuple[int, list[NoiseRun]]]) -> Estimate:
+    """The sum of sign x test accuracy of the settings of ``terms``: seed by seed over the seeds they share
+    (two or more), else each setting's own estimate (seeds or binomial) with errors in quadrature."""
+    shared = sorted(set.intersection(*({r.seed for r in runs} for _, runs in terms)))
+    if len(shared) >= 2:
+        return over_seeds([sum(sign * next(r.test_acc for r in runs if r.seed == s) for sign, runs in terms)
+                           for s in shared])
+    each = [accuracy_estimate(runs, lambda r: r.test_acc, lambda r: r.num_test) for _, runs in terms]
+    return Estimate(sum(sign * e.value for (sign, _), e in zip(terms, each)), math.hypot(*(e.se for e in each)),
+                    "; ".join(sorted({e.kind for e in each})))
+
+
+def deeper_accuracy(got, cases):
+    """Per (family, shallower, deeper, noise, direction): test accuracy deeper minus shallower under the noise,
+    and that minus the same on clean data (each model against its clean run)."""
+    j = Judged()
+    for family, shallow, deep, noise, direction in cases:
+        if not all(k in got for k in ((deep, noise), (shallow, noise), (deep, "clean"), (shallow, "clean"))):
+            continue
+        noisy = [(1, got[deep, noise]), (-1, got[shallow, noise])]
+        clean = [(-1, got[deep, "clean"]), (1, got[shallow, "clean"])]
+        j.add(f"{family} {noise} {deep} - {shallow}", accuracy_contrast(noisy), 0, direction)
+        j.add("minus the same on clean", accuracy_contrast(noisy + clean), 0, direction)
+    return j, ("test accuracy, deeper minus shallower model under the noise, and that minus the same on "
+               "clean data (ResNets < 0, Swins > 0)")
+
+
+@dataclass
+class Stored:
+    """The runs of the study that fit their training labels, and those left out, per (model, noise)."""
+
+    fit: dict
+    left_out: dict
+
+    def row(self, claim, figure, needed, judge, why="") -> dict:
+        """The claim judged by ``judge({(model, noise): fitting runs}) -> (Judged, rule)`` over ``needed``,
+        listing the runs left out; not computed while a needed setting is not stored, or when nothing is
+        left to judge among the runs that fit their training labels."""
+        name = {k: f"{k[0]} {k[1]}" for k in needed}
+        out = [f"{name[k]} seed {r.seed} ({r.train_acc:.3f})" for k in needed for r in self.left_out.get(k, [])]
+        note = f"; left out (train accuracy on its labels < {TERMINAL}): {', '.join(out)}" if out else ""
+
+        def judge_fitting():
+            got = {k: self.fit[k] for k in needed if self.fit.get(k)}
+            if not got:
+                return f"no run fits its training labels{note}", "not computed"
+            cases, rule = judge(got)
+            if not cases.verdicts:
+                return f"{rule}: nothing to judge among the runs that fit their training labels{note}", "not computed"
+            statistic, verdict = cases.result(rule)
+            return statistic + note, verdict
+        stored = {name[k] for k in needed if self.fit.get(k) or self.left_out.get(k)}
+        return judged(claim, figure, list(name.values()), stored, judge_fitting, why)
+
+
+def claim_text(label: str, quote: str) -> str:
+    return f'{label}: "{QUOTES[quote]}"'
 
 
 def study_runs(found) -> dict[str, list[str]]:
@@ -190,47 +338,63 @@ def study_runs(found) -> dict[str, list[str]]:
     return {m: [n for n in noises if (m, n) in pairs] for m in models}
 
 
-def claims(found) -> pd.DataFrame:
-    """The section 4.2 label-noise claims, judged from the stored runs of ``found``
-    (a :class:`ncutils.runs.StudyResults`)."""
-    metrics = found.metrics
-    cdnv, ratio, probe = ({}, {}, {}) if metrics.empty else (
-        _curves(trained_label_rows(metrics, "cdnv_sum")), _curves(memorization_rows(metrics)),
-        _curves(frames.layer_rows(metrics, "probe_test_acc")))
-    stored = {f"{m} {n}" for m, n in cdnv}
-    study = study_runs(found)
-    runs = {m: Runs(*({n: d[m, n] for n in noises if (m, n) in d} for d in (cdnv, ratio, probe)))
-            for m, noises in study.items()}
+def setting_claims(s: Stored, model: str, setting: str, levels: list[str], figure: str) -> list[dict]:
+    """The claims on one model under one kind of noise (``levels``: clean first, then least to most noise)."""
+    every = [(model, n) for n in levels]
+    noisy = every[1:]
     rows = []
-    for setting, settings, figure in SETTINGS:
-        for m, noises in study.items():
-            with_clean = [n for n in noises if n in ("clean",) + settings]
-            noisy = [n for n in with_clean if n != "clean"]
-            if not noisy:  # the study has no run of this setting for this model
-                continue
-            all_runs, noisy_runs = runs[m].only(with_clean), runs[m].only(noisy)
-            need, need_noisy = [f"{m} {n}" for n in with_clean], [f"{m} {n}" for n in noisy]
-            rows.append(_row(f"(1) {m}, {setting}: the CDNV curve shifts up as the noise grows", figure, stored,
-                             need, partial(shift_up, all_runs)))
-            rows.append(_row(f"(2) {m}, {setting}: the memorization ratio rises through the layers", figure,
-                             stored, need_noisy, partial(rises, noisy_runs)))
-            if m in RESNETS:
-                rows.append(_row(f"(2) {m}, {setting}: the memorization ratio exceeds 1 only in the last layers"
-                                 " (memorization layers exist, include the last block, lie in the last third)",
-                                 figure, stored, need_noisy, partial(only_last_layers, noisy_runs)))
-            elif m in SWINS:
-                rows.append(_row(f"(2) {m}, {setting}: the memorization ratio stays below 1 at every block"
-                                 " (no memorization layer)", figure, stored, need_noisy,
-                                 partial(below_one, noisy_runs)))
-            rows.append(_row(f"(3) {m}, {setting}: probe accuracies of the noise levels differ more at the last"
-                             " block than at the first", figure, stored, need, partial(probe_gap, all_runs)))
-    for family, members, higher in (("ResNets", RESNETS, True), ("Swin Transformers", SWINS, False)):
+    for view in VIEWS:
+        seen = f"{model}, {setting}, {view_name(view)}"
+        rows.append(s.row(claim_text(f"(1) {seen}: the CDNV curve under the trained labels shifts up as the noise "
+                                     "grows", "shift"), figure, every, partial(shift_up, view=view)))
+        rows.append(s.row(claim_text(f"(2) {seen}: the memorization ratio rises through the blocks", "rises"),
+                          figure, noisy, partial(rises, view=view)))
+        if model in RESNETS:
+            rows.append(s.row(claim_text(f"(2) {seen}: the memorization ratio exceeds 1 at the last block and not "
+                                         "before the last third of the blocks", "resnet_final"), figure, noisy,
+                              partial(resnet_final, view=view)))
+        elif model in SWINS:
+            rows.append(s.row(claim_text(f"(2) {seen}: the memorization ratio stays below 1 at every block",
+                                         "swin_below"), figure, noisy, partial(swin_below, view=view)))
+    seen = f"{model}, {setting}"
+    rows.append(s.row(claim_text(f"(3) {seen}: the probe-accuracy gap between the clean and the noisiest run is "
+                                 "wider at the last block than at the first", "probe_gap"), figure,
+                      [every[0], noisy[-1]], probe_gap))
+    rows.append(s.row(claim_text(f"(3) {seen}: the more noise, the more blocks lose probe accuracy against the "
+                                 "clean model", "more_layers"), figure, every, more_layers,
+                      "" if len(noisy) >= 2 else f"the study runs {model} under one {setting} noise at this scale"))
+    return rows
+
+
+def claims(found) -> pd.DataFrame:
+    """The section 4.2 label-noise claims, judged from every seed's stored run in ``found``
+    (a :class:`ncutils.results.StudyResults`)."""
+    runs = load_runs(found)
+    s = Stored({k: [r for r in v if r.train_acc >= TERMINAL] for k, v in runs.items()},
+               {k: [r for r in v if not r.train_acc >= TERMINAL] for k, v in runs.items()})
+    study = study_runs(found)
+    rows = []
+    for setting, noises, figure in SETTINGS:
+        for model, levels in study.items():
+            levels = [n for n in levels if n in ("clean",) + noises]
+            if len(levels) >= 2 and levels[0] == "clean":
+                rows += setting_claims(s, model, setting, levels, figure)
+    cases, lacking = [], []
+    for family, members, ratio_direction, accuracy_direction in FAMILIES:
         models = [m for m in study if m in members]
-        claim = (f"(4) {family}: at each noise, the deeper model has the {'higher' if higher else 'lower'}"
-                 " memorization ratio at its last block")
-        why = "" if len(models) >= 2 else (
-            f"the study has one {family[:-1]} depth at this scale ({', '.join(models) or 'none'}): comparing depths"
-            " needs two (the paper scale has ResNet18/34 and Swin-T/S)")
-        need = [f"{m} {n}" for m in models for n in study[m] if n != "clean"]
-        rows.append(_row(claim, RANDOM_FIGURE, stored, need, partial(depth, {m: runs[m] for m in models}, higher), why))
+        pairs = depth_pairs(models, study)
+        why = "" if pairs else (f"the study has no two {family[:-1]} depths under one noise at this scale"
+                                f" ({', '.join(models) or 'none'})")
+        lacking += [why] if why else []
+        needed = [(m, n) for a, b, n in pairs for m in (a, b)]
+        for view in VIEWS:
+            rows.append(s.row(claim_text(f"(4) {family}, {view_name(view)}: at each noise, the deeper model has the "
+                                         f"{'higher' if ratio_direction == 'above' else 'lower'} memorization ratio "
+                                         "at its last block", family), RANDOM_FIGURE, needed,
+                              partial(deeper_ratio, view=view, pairs=pairs, direction=ratio_direction), why))
+        cases += [(family, a, b, n, accuracy_direction) for a, b, n in pairs]
+    needed = list(dict.fromkeys((m, x) for _, a, b, n, _ in cases for m in (a, b) for x in (n, "clean")))
+    rows.append(s.row(claim_text("(5) under label noise, depth raises the clean test accuracy of Swin Transformers "
+                                 "and lowers that of ResNets, each model against its clean run", "depth_accuracy"),
+                      ACCURACY, needed, partial(deeper_accuracy, cases=cases), "; ".join(lacking)))
     return table(rows)
