@@ -45,8 +45,10 @@ def _this_package_first():
             os.environ["PYTHONPATH"] = before
 
 
-def execute(name: str, scale: str, compute: bool, book: Path = BOOK, notebooks: Path = NOTEBOOKS) -> Path:
-    """Execute ``notebooks/<name>.md`` with papermill into ``book/_executed/<name>.ipynb``."""
+def execute(name: str, scale: str, compute: bool, book: Path = BOOK, notebooks: Path = NOTEBOOKS,
+            parameters: dict | None = None) -> Path:
+    """Execute ``notebooks/<name>.md`` with papermill into ``book/_executed/<name>.ipynb`` (``parameters``:
+    the chapter's others, e.g. ``{"models": ["resnet18"]}``)."""
     source = notebooks / f"{name}.md"
     if not source.exists():
         raise FileNotFoundError(f"_toc.yml lists {EXECUTED}/{name} but {source} does not exist")
@@ -56,7 +58,7 @@ def execute(name: str, scale: str, compute: bool, book: Path = BOOK, notebooks: 
     jupytext.write(jupytext.read(source), unexecuted)
     try:
         with _this_package_first():
-            papermill.execute_notebook(str(unexecuted), str(out), parameters={"scale": scale, "compute": compute},
+            papermill.execute_notebook(str(unexecuted), str(out), parameters={"scale": scale, "compute": compute, **(parameters or {})},
                                        kernel_name="python3", cwd=str(notebooks), progress_bar=False)
     except papermill.PapermillExecutionError as e:
         raise ChapterFailed(f"notebook {source.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}") from None

@@ -3,6 +3,7 @@ notebooks that call it."""
 import ast
 
 import jupytext
+import nbformat
 import pytest
 
 from ncutils import plots
@@ -179,3 +180,23 @@ def test_a_chapter_with_no_stored_runs_says_what_is_missing(tmp_path, monkeypatc
     assert page.verdict_counts().loc["all chapters", "not computed"] == len(page.claims) > 0
     html = page.claims_html().data
     assert '<a href="clean.html">' in html and "Figure 1 and 5: ResNets, layer by layer" in html
+
+
+# --- a chapter with other settings than the book's ------------------------------------------------------
+
+def test_the_label_noise_chapter_runs_with_another_model_list_and_noise(tmp_path, monkeypatch):
+    """Executed like ``papermill -y "models: [resnet18]" -y "noises: ['random:0.3']"``: it trains exactly
+    those runs, draws them and judges its claims from them."""
+    monkeypatch.setenv("NCUTILS_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("NCUTILS_CACHE", str(tmp_path / "cache"))
+    out = execute("label_noise", "smoke", True, book=tmp_path,
+                  parameters={"models": ["resnet18"], "noises": ["random:0.3"], "seeds": [0]})
+    notebook = nbformat.read(out, as_version=4)
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/html", ""))
+                     for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    assert "all 2 runs of this chapter are stored" in text
+    assert "random:0.3" in text and "swin_t" not in text and "random:0.4" not in text
+    images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert images, "no figure of the runs"
+    stored = sorted(p.parent.name.split("-")[0] for p in (tmp_path / "results").rglob("config.json"))
+    assert stored == ["resnet18", "resnet18"]

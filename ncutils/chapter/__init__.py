@@ -87,6 +87,11 @@ class Chapter:
         """The chapter's models, in the order of its runs (its ``models`` parameter, else its study's)."""
         return list(dict.fromkeys(c.model for c in self.configs))
 
+    @property
+    def noises(self) -> list[str]:
+        """The label noises of the chapter's runs (clean left out), in the order of its runs."""
+        return list(dict.fromkeys(c.noise for c in self.configs if c.noise != "clean"))
+
     def of(self, family) -> list[str]:
         """The chapter's models among ``family`` (e.g. ``ncutils.studies.RESNETS``), in the family's order."""
         return [m for m in family if m in self.models]

@@ -15,6 +15,7 @@ from ..domains import parse_domain
 from ..models import model_names
 from ..noise import CIFAR10N_KINDS, parse_noise
 from ..scales import SCALES
+from ..studies import RESNETS, SWINS
 
 PAPER_LEVELS = (0, 1, 2, 3)  # clean, then CIFAR-10-C severities 1, 3, 5
 
@@ -104,6 +105,14 @@ def seeds(name: str, value) -> None:
         _fail(name, value, "a non-empty list of integers >= 0")
 
 
+def _figured_corruption(spec: str):
+    """A corruption the corruption chapter draws (Gaussian or speckle noise)."""
+    corruption = parse_corruption(spec)
+    if corruption.name not in ("gaussian_noise", "speckle_noise"):
+        raise ValueError(f"{spec!r}: the chapter's figures show gaussian_noise and speckle_noise only")
+    return corruption
+
+
 def path_or_none(name: str, value) -> None:
     if value is not None and not isinstance(value, (str, os.PathLike)):
         _fail(name, value, "None or a directory path")
@@ -128,7 +137,10 @@ CORRUPTIONS = {"corruptions": optional(specs(parse_corruption, "input corruption
 PARAMETERS: dict[str, dict[str, Callable]] = {
     **{c: RUN_SETTINGS for c in ("clean", "domain", "vgg_vit", "small_nets", "train_vs_test", "nc1_vs_cdnv")},
     "label_noise": {**RUN_SETTINGS, **NOISES},
-    "corruption": {**RUN_SETTINGS, **CORRUPTIONS},
+    "corruption": {**RUN_SETTINGS, **CORRUPTIONS,  # its figures are of ResNets and Swins under these two
+                   "models": optional(names(RESNETS + SWINS, "ResNets and Swin Transformers")),
+                   "corruptions": optional(specs(_figured_corruption, "Gaussian or speckle noise",
+                                                 "['gaussian_noise:level2', 'speckle_noise:5']"))},
     "primer": {"num_classes": integer(2), "dim": integer(2), "per_class": integer(2), "steps": integer(2),
                "seed": integer(0)},
     "measure_your_model": {"models": model_specs},
