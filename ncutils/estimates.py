@@ -1,11 +1,21 @@
 """A study's stored runs as per-block curves, and a model's statistic as an estimate with its uncertainty:
 the spread over its seeds, else the jackknife over images of its one run (CDNV and NC2) or the binomial
-error of an accuracy (:mod:`ncutils.verdict`)."""
+error of an accuracy (:mod:`ncutils.verdict`); and the issue's probe-validity rule (:func:`check_probes`).
+
+A probe that does not converge, or fits less than the network itself fits at its last layer, is reported,
+and any verdict reading it is not computed (:func:`probe_checked`). A run's probe is trained on clean
+training images with their clean labels, so the network's fit it is compared with is its accuracy on those
+(:func:`network_fit`): a clean run's train accuracy, a noisy-label run's accuracy on the clean labels of its
+training images (not on the noisy labels it trained with, which the probe never sees), a corrupted-input
+run's accuracy on the clean originals of its training images.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from .frames import VIEWS
@@ -16,17 +26,65 @@ from .verdict import Estimate, binomial, jackknife, over_seeds
 @dataclass
 class Run:
     """One stored run: CDNV and NC2 per block in each view, with their jackknife replicates; the probe's test
-    accuracy per block; the run's accuracies."""
+    and train accuracy and whether it converged, per block; the run's accuracies."""
 
     cdnv: dict = field(default_factory=dict)  # view -> Series over blocks
     nc2: dict = field(default_factory=dict)
     cdnv_jk: dict = field(default_factory=dict)  # view -> list of Series, one per jackknife group
     nc2_jk: dict = field(default_factory=dict)
     probe: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    probe_train: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    probe_converged: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # 1/0; none for SGD probes
+    seed: int = 0
     train_acc: float = float("nan")
     test_acc: float = float("nan")
+    network_fit: float = float("nan")  # the network's accuracy on its probe's training data (network_fit)
     num_test: int = 0
     num_probe_test: int = 0
+
+    def probe_problems(self, model: str) -> list[str]:
+        """The problems of this run's probes (:func:`check_probes`), naming it by ``model`` and its seed."""
+        return check_probes(f"{model} seed {self.seed}", self.probe_train, self.probe_converged, self.network_fit)
+
+
+PROBE_MEASURES = ("probe_test_acc", "probe_train_acc", "probe_converged")
+PROBE_FIT_TOLERANCE = 0.02  # a last-block probe may fit its training images this much less than the network
+
+
+def network_fit(summary: pd.Series) -> float:
+    """A run's accuracy on the training images and labels its probe trains on (clean ones): ``train_acc`` of a
+    clean run, ``train_acc_clean_labels`` of a noisy-label run, ``train_acc_clean_inputs`` of a corrupted-input
+    run; nan when not stored (or for a run both noisy and corrupted: none is comparable)."""
+    noisy, corrupted = (summary.get(c, "clean") != "clean" for c in ("noise", "corruption"))
+    column = None if noisy and corrupted else "train_acc_clean_labels" if noisy else \
+        "train_acc_clean_inputs" if corrupted else "train_acc"
+    return float(summary.get(column, math.nan)) if column else math.nan
+
+
+def check_probes(name: str, train_acc: Sequence[float], converged: Sequence[float], network_acc: float) -> list[str]:
+    """The problems of one run's probes (``train_acc`` and ``converged`` per block, in order), each naming the
+    run ``name``: blocks whose probe did not converge (``converged`` 0; an SGD probe stores none, so only its
+    fit is checked), and a last-block probe fitting its training images less than ``network_acc`` (the
+    network's fit, :func:`network_fit`) minus :data:`PROBE_FIT_TOLERANCE`, or no fit stored to compare."""
+    train, converged = np.asarray(train_acc, float), np.asarray(converged, float)
+    stuck = [str(i + 1) for i in np.flatnonzero(converged == 0)]
+    blocks = "blocks" if len(stuck) > 1 else "block"
+    problems = [f"{name}: the probe did not converge at {blocks} {', '.join(stuck)}"] if stuck else []
+    if not len(train) or not math.isfinite(network_acc):
+        problems.append(f"{name}: no probe train accuracy or network fit stored to compare")
+    elif train[-1] < network_acc - PROBE_FIT_TOLERANCE:
+        problems.append(f"{name}: the last block's probe fits {train[-1]:.3f} of its training images, the network "
+                        f"{network_acc:.3f}")
+    return problems
+
+
+def probe_checked(problems: list[str], judge: Callable[[], tuple[str, str]]) -> tuple[str, str]:
+    """``judge()`` (statistic, verdict) of a claim reading probes, unless one of them has ``problems``
+    (:func:`check_probes`): then not computed, listing them."""
+    if problems:
+        return (f"a probe it reads fails the probe check (converged at every block, the last block fitting its "
+                f"training images within {PROBE_FIT_TOLERANCE} of the network): " + "; ".join(problems)), "not computed"
+    return judge()
 
 
 def stored_runs(found, views=VIEWS) -> dict[tuple[str, str], list[Run]]:
@@ -38,10 +96,11 @@ def stored_runs(found, views=VIEWS) -> dict[tuple[str, str], list[Run]]:
     if not metrics.empty:
         metrics = metrics[(metrics.eval_data == metrics.dataset) & (metrics.layer != PENULTIMATE)
                           & (metrics.labels == "clean") & (metrics.inputs == "clean")]
-        metrics = metrics[metrics.measure.str.startswith(("cdnv_sum", "nc2", "probe_test_acc"))]
+        metrics = metrics[metrics.measure.str.startswith(("cdnv_sum", "nc2")) | metrics.measure.isin(PROBE_MEASURES)]
     per_run = dict(iter(metrics.groupby(["dataset", "model", "seed"], sort=False))) if not metrics.empty else {}
     for (dataset, model, seed), summary in summaries.groupby(["dataset", "model", "seed"], sort=True):
-        run = Run(train_acc=float(summary.train_acc.iloc[0]), test_acc=float(summary.test_acc.iloc[0]),
+        run = Run(seed=int(seed), train_acc=float(summary.train_acc.iloc[0]),
+                  test_acc=float(summary.test_acc.iloc[0]), network_fit=network_fit(summary.iloc[0]),
                   num_test=int(summary.num_test.iloc[0]))
         mine = per_run.get((dataset, model, seed), metrics.iloc[:0])
         curves = {key: g.set_index(g.layer_index + 1).value.sort_index().rename_axis("layer number")
@@ -53,9 +112,11 @@ def stored_runs(found, views=VIEWS) -> dict[tuple[str, str], list[Run]]:
                 groups = sorted((int(m.rpartition("@jk")[2]), c) for (m, *v), c in curves.items()
                                 if m.startswith(f"{name}@jk") and tuple(v) == view)
                 replicates[view] = [c for _, c in groups]
-        probe = [c for (m, *_), c in curves.items() if m == "probe_test_acc"]
-        if probe:
-            run.probe = probe[0]
+        probe = {m: c for (m, *_), c in curves.items() if m in PROBE_MEASURES}
+        run.probe_train = probe.get("probe_train_acc", run.probe_train)
+        run.probe_converged = probe.get("probe_converged", run.probe_converged)
+        if "probe_test_acc" in probe:
+            run.probe = probe["probe_test_acc"]
             run.num_probe_test = int(mine[mine.measure == "probe_test_acc"].num_samples.iloc[0])
         runs.setdefault((dataset, model), []).append(run)
     return runs

@@ -37,16 +37,19 @@ def with_plateau(n=17, middle=0.0):
     return list(10 ** logs)
 
 
-def run(cdnv, nc2=None, probe=None):
+def run(cdnv, nc2=None, probe=None, probe_train=None, converged=None):
+    """A run's curves; its probes fit their training images (1.0) and converged at every block by default."""
     n = len(cdnv)
     return {"cdnv_sum": cdnv, "nc2": nc2 or list(np.linspace(1.0, 0.4, n)),
-            "probe_test_acc": probe or list(np.linspace(0.3, 0.6, n))}
+            "probe_test_acc": probe or list(np.linspace(0.3, 0.6, n)), "probe_train_acc": probe_train or [1.0] * n,
+            "probe_converged": converged or [1] * n}
 
 
 def found(runs: dict, accuracy: dict | None = None, missing=(), seeds=3, scatter=0.01, jackknife=0) -> StudyResults:
     """Stored results of ``runs`` ({model: {measure: per-block values}}) in every view, ``seeds`` runs each
     scattered by ``scatter`` (relative for CDNV, absolute for NC2 and accuracies), with ``jackknife``
-    replicates; rows the claims must not read (the penultimate layer, other data) carry 1e9."""
+    replicates (none for the probe's train accuracy and convergence); rows the claims must not read (the
+    penultimate layer, other data) carry 1e9."""
     rng = np.random.default_rng(0)
     rows, summaries = [], []
     for model, measures in runs.items():
@@ -55,6 +58,8 @@ def found(runs: dict, accuracy: dict | None = None, missing=(), seeds=3, scatter
                 values = np.asarray(values, float)
                 if measure == "cdnv_sum":
                     shaken = values * (1 + scatter * rng.normal(size=len(values)))
+                elif measure in ("probe_train_acc", "probe_converged"):
+                    shaken = values
                 else:
                     shaken = values + scatter * rng.normal(size=len(values))
                 names = [(measure, shaken)]
@@ -67,7 +72,8 @@ def found(runs: dict, accuracy: dict | None = None, missing=(), seeds=3, scatter
                                 "eval_data": "cifar10", "inputs": "clean", "labels": "clean", "layer_index": i,
                                 "measure": name, "layer": "penultimate" if i == len(curve) else f"block{i}",
                                 "num_samples": 2000}
-                        views = [("test", "pooled")] if measure.startswith("probe") else VIEWS
+                        views = [("test" if measure == "probe_test_acc" else "train", "pooled")] \
+                            if measure.startswith("probe") else VIEWS
                         rows += [{**base, "split": split, "features": features, "value": v} for split, features in views]
                         rows.append({**base, "eval_data": "other", "split": "train", "features": "flat", "value": 1e9})
             train, test = (accuracy or {}).get(model, (1.0, 0.6))
@@ -212,3 +218,34 @@ def test_every_figure_link_points_to_a_target_before_a_heading_of_the_chapter():
         page, _, target = link.partition("#")
         assert page == f"{clean.CHAPTER}.html" and target in targets, link
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", target), f"{target} is not its own HTML id"
+
+
+def test_a_probe_that_did_not_converge_or_underfits_leaves_exactly_the_probe_claims_not_computed():
+    def deep(**probe):
+        return {m: run(accelerating(17), probe=[0.3] * 16 + [0.6], **probe) for m in ("resnet18", "resnet50",
+                                                                                        "resnet101")}
+    good = clean.claims(found(deep()))
+    reads_probe = good.claim.str.contains("probe")
+    assert reads_probe.sum() == 3 and "not computed" not in set(good[reads_probe].verdict)  # 4.1 (1), (2), Fig. 7
+    stuck = [1] * 5 + [0] + [1] * 11  # block 6 did not converge
+    for problem, why in ((dict(converged=stuck), "resnet50 seed 0: the probe did not converge at block 6"),
+                         (dict(probe_train=[1.0] * 16 + [0.97]), "resnet50 seed 0: the last block's probe fits "
+                                                                  "0.970 of its training images, the network 1.000")):
+        table = clean.claims(found({**deep(), "resnet50": deep(**problem)["resnet50"]}))
+        assert set(table[reads_probe].verdict) == {"not computed"}
+        assert all(why in s and "fails the probe check" in s for s in table[reads_probe].statistic)
+        assert table[~reads_probe].verdict.tolist() == good[~reads_probe].verdict.tolist()
+
+
+def test_the_last_probe_fits_within_two_points_of_the_network_and_an_sgd_probe_is_checked_for_fit_only():
+    claim = "the probe gains little"  # the probe climbs 0.3 -> 0.6 over the last third: does not hold
+    fits = {m: run(accelerating(17), probe=[0.3] * 16 + [0.6], probe_train=[0.5] * 16 + [0.975])
+            for m in ("resnet18", "resnet50")}
+    network = {m: (0.99, 0.6) for m in fits}
+    assert verdict(found(fits, network), claim) == "does not hold"  # 0.975 >= 0.99 - 0.02
+    assert verdict(found(fits), claim) == "not computed"  # 0.975 < 1.0 - 0.02
+    stuck = {m: {**r, "probe_converged": [0] * 17} for m, r in fits.items()}
+    sgd = found(stuck, network)
+    assert verdict(sgd, claim) == "not computed"
+    sgd.metrics.drop(sgd.metrics.index[sgd.metrics.measure == "probe_converged"], inplace=True)  # no such rows
+    assert verdict(sgd, claim) == "does not hold"

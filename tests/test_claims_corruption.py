@@ -49,8 +49,11 @@ def shapes(model, level, holds: bool, depth: float):
 
 
 def run(model, name, level, seed, rng, *, holds=True, depth=1.0, train_acc=1.0, clean_acc=0.7, scatter=0.001,
-        jackknife=0):
-    """Metric rows (every view; rows the claims must not read carry 1e9) and the summary of one run."""
+        jackknife=0, probe_fit=1.0, clean_fit=1.0, converged=-1):
+    """Metric rows (every view; rows the claims must not read carry 1e9) and the summary of one run: its probes
+    fit ``probe_fit`` of their training images at every layer and converged (``converged``: -1 at every layer,
+    the layer index that did not, or None for an SGD probe); ``clean_fit``: a corrupted run's train accuracy on
+    the clean originals of its training images."""
     cdnv, nc2, ratio, probe = shapes(model, level, holds, depth)
     corruption, trained = spec(name, level), "clean" if level == 0 else "corrupted"
 
@@ -78,17 +81,23 @@ def run(model, name, level, seed, rng, *, holds=True, depth=1.0, train_acc=1.0, 
         for g, (cdnv_factor, nc2_factor) in enumerate(groups):  # replicate g: one factor for both inputs' CDNV
             add(f"{measure}@jk{g}", values * (cdnv_factor if measure == "cdnv_sum" else nc2_factor), inputs)
     add("probe_test_acc", shaken(probe), "clean", views=[("test", "pooled")])
+    add("probe_train_acc", np.full(len(probe), probe_fit), "clean", views=[("train", "pooled")])
+    if converged is not None:
+        add("probe_converged", (np.arange(len(probe)) != converged).astype(float), "clean",
+            views=[("train", "pooled")])
     summary = {"model": model, "corruption": corruption, "seed": seed, "train_acc": train_acc,
+               "train_acc_clean_inputs": clean_fit if level else np.nan,
                "test_acc": clean_acc - 0.1 * level + scatter * rng.normal(), "num_test": TEST_IMAGES,
                "test_acc_clean_inputs": clean_acc + scatter * rng.normal() if level else np.nan}
     return rows, summary
 
 
 def study(models=("resnet18", "swin_t"), *, seeds=2, depth=None, drop=(), gaussian_at=None, unfit=None,
-          clean_acc=None, **options):
+          clean_acc=None, probes=None, **options):
     """Every run of ``models`` (Gaussian noise; speckle noise for ResNets) with ``seeds`` seeds, those in ``drop``
     (model, corruption) missing; ``gaussian_at``: {model: its only corrupted level, under Gaussian noise} (the
-    deeper models below the paper scale); ``unfit``: {(model, corruption, seed): its train accuracy}."""
+    deeper models below the paper scale); ``unfit``: {(model, corruption, seed): its train accuracy}; ``probes``:
+    {(model, corruption, seed): its probe options of :func:`run`}."""
     rng = np.random.default_rng(0)
     rows, summaries, missing, stored = [], [], [], []
     for model in models:
@@ -104,7 +113,8 @@ def study(models=("resnet18", "swin_t"), *, seeds=2, depth=None, drop=(), gaussi
                     continue
                 more, summary = run(model, name, level, seed, rng, depth=(depth or {}).get(model, 1.0),
                                     train_acc=(unfit or {}).get((model, spec(name, level), seed), 1.0),
-                                    clean_acc=(clean_acc or {}).get(model, 0.7), **options)
+                                    clean_acc=(clean_acc or {}).get(model, 0.7),
+                                    **options, **(probes or {}).get((model, spec(name, level), seed), {}))
                 rows += more
                 summaries.append(summary)
                 stored.append(config)
@@ -202,6 +212,33 @@ def test_runs_that_do_not_fit_their_inputs_are_left_out_and_listed():
     assert set(verdicts(rows)) == {"not computed"}
     assert rows[0]["statistic"].startswith("every run of L2 is left out; left out (train accuracy < 99%")
 
+
+
+def test_a_probe_that_did_not_converge_or_underfits_leaves_exactly_the_probe_claims_not_computed():
+    good = setting(study(), "swin_t", "gaussian_noise")
+    reads_probe = ["probe accuracy" in r["claim"] for r in good]
+    assert sum(reads_probe) == 2 and set(verdicts(good)) == {"holds"}  # the gap widening, the last layer declining
+    for options, why in (({"converged": 2}, "swin_t gaussian_noise:3 seed 1: the probe did not converge at block 3"),
+                         ({"probe_fit": 0.97}, "swin_t gaussian_noise:3 seed 1: the last block's probe fits 0.970 of "
+                                               "its training images, the network 1.000")):
+        rows = setting(study(probes={("swin_t", "gaussian_noise:3", 1): options}), "swin_t", "gaussian_noise")
+        assert verdicts(rows) == ["not computed" if probe else "holds" for probe in reads_probe]
+        assert all(why in r["statistic"] and "fails the probe check" in r["statistic"]
+                   for r, probe in zip(rows, reads_probe) if probe)
+    left_out = study(unfit={("swin_t", "gaussian_noise:3", 1): 0.9},
+                     probes={("swin_t", "gaussian_noise:3", 1): {"converged": 2}})
+    assert "not computed" not in verdicts(setting(left_out, "swin_t", "gaussian_noise"))  # a run left out: not read
+
+
+def test_a_corrupted_runs_probe_is_compared_with_its_fit_of_the_clean_inputs_an_sgd_probe_for_fit_only():
+    def probe_verdicts(**options):
+        runs = {("swin_t", "gaussian_noise:5", seed): options for seed in (0, 1)}
+        return {r["verdict"] for r in setting(study(probes=runs), "swin_t", "gaussian_noise")
+                if "probe accuracy" in r["claim"]}
+    assert probe_verdicts(probe_fit=0.6, clean_fit=0.61) == {"holds"}  # train accuracy 1.0 on its corrupted inputs
+    assert probe_verdicts(probe_fit=0.6, clean_fit=0.63) == {"not computed"}
+    assert probe_verdicts(probe_fit=0.6, clean_fit=0.61, converged=None) == {"holds"}
+    assert probe_verdicts(probe_fit=0.6, clean_fit=0.63, converged=None) == {"not computed"}
 
 def test_setting_claims_need_every_level():
     found = study(drop={("swin_t", "gaussian_noise:5")})

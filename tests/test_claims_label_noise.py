@@ -23,9 +23,10 @@ FLAT = "train split, flat features"
 def found(runs: dict, missing=(), seeds=3, scatter=0.01, jackknife=0) -> StudyResults:
     """Stored results of ``runs`` ({(model, noise): {"cdnv": CDNV under the trained labels per block, "ratio":
     memorization ratio per block (noisy runs), "probe": probe accuracy per block, optionally "train_acc",
-    "test_acc", "seeds"}}) in every view, each of ``seeds`` runs scattered by ``scatter`` (relative for CDNV and
-    the ratio, absolute for accuracies), with ``jackknife`` replicates; rows the claims must not read (test
-    split, penultimate layer) carry 1e9."""
+    "clean_labels_acc" (a noisy run's train accuracy on the clean labels, 0.5), "test_acc", "seeds", "probe_train"
+    (1.0 per block), "converged" (1 per block; None: an SGD probe)}}) in every view, each of ``seeds`` runs
+    scattered by ``scatter`` (relative for CDNV and the ratio, absolute for test accuracies), with ``jackknife``
+    replicates; rows the claims must not read (test split, penultimate layer) carry 1e9."""
     rng = np.random.default_rng(0)
     rows, summaries = [], []
     for (model, noise), run in runs.items():
@@ -46,12 +47,17 @@ def found(runs: dict, missing=(), seeds=3, scatter=0.01, jackknife=0) -> StudyRe
                         rows += [{**base, **layer, "split": split, "features": features,
                                   "value": v if split == "train" else 1e9} for split, features in VIEWS]
             probe = np.clip(np.asarray(run["probe"], float) + scatter * rng.normal(size=n), 0, 1)
-            rows += [{**base, "layer": f"block{i}", "layer_index": i, "labels": "clean", "measure": "probe_test_acc",
-                      "features": "pooled", "split": "test", "value": v} for i, v in enumerate(probe)]
+            fit = {"probe_train_acc": run.get("probe_train", [1.0] * n),
+                   "probe_converged": run.get("converged", [1] * n)}
+            for measure, split, values in [("probe_test_acc", "test", probe)] + [(m, "train", v) for m, v in fit.items()
+                                                                                 if v is not None]:
+                rows += [{**base, "layer": f"block{i}", "layer_index": i, "labels": "clean", "measure": measure,
+                          "features": "pooled", "split": split, "value": v} for i, v in enumerate(values)]
             summaries.append((model, "cifar10", noise, seed, run.get("train_acc", 1.0),
+                              run.get("clean_labels_acc", 0.5) if noise != "clean" else np.nan,
                               run.get("test_acc", 0.5) + scatter * rng.normal(), 2000))
-    summaries = pd.DataFrame(summaries, columns=["model", "dataset", "noise", "seed", "train_acc", "test_acc",
-                                                 "num_test"])
+    summaries = pd.DataFrame(summaries, columns=["model", "dataset", "noise", "seed", "train_acc",
+                                                 "train_acc_clean_labels", "test_acc", "num_test"])
     return StudyResults(pd.DataFrame(rows), summaries, [(RunConfig(m, noise=n), "missing") for m, n in missing], None,
                         tuple(RunConfig(m, noise=n) for m, n in runs))
 
@@ -248,3 +254,32 @@ def test_accuracy_table_lists_every_seed_and_whether_it_fits_its_labels():
     runs["resnet18", "random:0.2"]["train_acc"] = 0.9
     table = label_noise.accuracy_table(found(runs, seeds=2))
     assert list(table.seed) == [0, 1, 0, 1] and list(table["fits its labels"]) == [True, True, False, False]
+
+
+def test_a_probe_that_did_not_converge_or_underfits_leaves_exactly_the_probe_claims_not_computed():
+    good = label_noise.claims(found(study()))
+    reads_probe = good.claim.str.contains("probe")
+    assert reads_probe.sum() == 2 and "not computed" not in set(good[reads_probe].verdict)  # gap, blocks losing
+    for problem, why in (({"converged": [1] * 8 + [0]}, "resnet18 random:0.8 seed 1: the probe did not converge at "
+                                                         "block 9"),
+                         ({"probe_train": [0.5] * 8 + [0.45]}, "resnet18 random:0.8 seed 0: the last block's probe "
+                                                               "fits 0.450 of its training images, the network 0.500")):
+        runs = study()
+        runs["resnet18", "random:0.8"].update(problem)  # the noisiest run: both probe claims read it
+        table = label_noise.claims(found(runs))
+        assert set(table[reads_probe].verdict) == {"not computed"}
+        assert all(why in s and "fails the probe check" in s for s in table[reads_probe].statistic)
+        assert table[~reads_probe].verdict.tolist() == good[~reads_probe].verdict.tolist()
+    runs = study()
+    runs["resnet18", "random:0.4"].update(converged=[0] * 9)  # read by the blocks losing only, not by the gap
+    table = label_noise.claims(found(runs))
+    assert table[reads_probe].verdict.tolist() == [good[reads_probe].verdict.iloc[0], "not computed"]
+
+
+def test_a_noisy_runs_probe_is_compared_with_the_networks_fit_of_the_clean_labels_an_sgd_probe_for_fit_only():
+    claim = "resnet18, random labels: the probe-accuracy gap"
+    runs = study()
+    runs["resnet18", "random:0.8"].update(probe_train=[0.3] * 9, clean_labels_acc=0.3, converged=None)
+    assert verdict(found(runs), claim) == "holds"  # 0.3 >= 0.3 - 0.02, far below its fit of its noisy labels (1.0)
+    runs["resnet18", "random:0.8"].update(clean_labels_acc=0.35)
+    assert verdict(found(runs), claim) == "not computed"  # 0.3 < 0.35 - 0.02

@@ -9,7 +9,10 @@ every CDNV and NC2 claim is judged in each of :data:`VIEWS`, named in the claim.
 Every verdict is :mod:`ncutils.verdict`'s: per model, the statistic with its standard error (the spread
 over seeds where the model has several; else the jackknife over images of its one run's curves, or the
 binomial error of an accuracy) against the claim's threshold; a claim about several models or pairs
-holds when each does. Each claim quotes the sentence it tests (:data:`QUOTES`).
+holds when each does. Each claim quotes the sentence it tests (:data:`QUOTES`). A claim reading probe
+accuracies is not computed, listing why, while a probe it reads did not converge at some block or fits its
+training images at the last block more than 0.02 below the network's train accuracy
+(:func:`ncutils.estimates.check_probes`).
 
 - The *slope* from block a to block b is (log10 CDNV_a - log10 CDNV_b) / (b - a), decades per block.
 - A model with n blocks has n - 1 steps between blocks; its early and late thirds are its first and
@@ -23,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .. import frames
-from ..estimates import Run, accuracy_estimate, curve_estimate, stored_runs
+from ..estimates import Run, accuracy_estimate, curve_estimate, probe_checked, stored_runs
 from ..frames import TERMINAL
 from ..studies import RESNETS, SWINS
 from ..verdict import FAILS, HOLDS, INCONCLUSIVE, Estimate, all_of, binomial, judge, over_seeds
@@ -288,6 +291,15 @@ def accuracy_table(found) -> pd.DataFrame:
                                                "train_acc", "test_acc"))
 
 
+def probe_problems(judge, models: dict[str, list[Run]]) -> list[str]:
+    """The problems of the probes ``judge`` reads of ``models``' runs: every seed's for the last-block accuracy
+    and the final gain, each model's first run for Fig. 7; none for the claims reading no probe."""
+    read = {deep_probe_accuracy: slice(None), final_gain: slice(None), one_curve_per_architecture: slice(1)}
+    if judge not in read:
+        return []
+    return [p for m, runs in models.items() for r in runs[read[judge]] for p in r.probe_problems(m)]
+
+
 def dataset_claims(name: str, models: list[str], stored: dict[str, list[Run]]) -> list[dict]:
     """The claims on one dataset whose study has ``models`` (``stored``: model -> its stored runs)."""
     rows = []
@@ -297,8 +309,9 @@ def dataset_claims(name: str, models: list[str], stored: dict[str, list[Run]]) -
     fewer = "the study has fewer than two of these models at this scale"
 
     def row(claim, figure, needed, judge, view=None, why=""):
+        got = {m: stored[m] for m in needed if m in stored}
         return judged(claim, figure, needed, stored,
-                      lambda: judge({m: stored[m] for m in needed if m in stored}, view), why)
+                      lambda: probe_checked(probe_problems(judge, got), lambda: judge(got, view)), why)
 
     for view in VIEWS:
         seen = f"{name}, {view_name(view)}"

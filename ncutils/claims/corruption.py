@@ -8,7 +8,8 @@ where a setting has several; else the jackknife over images of its one run, repl
 both CDNVs without group g; else the binomial error of an accuracy) against the claim's threshold, a claim
 over several cases holding when each does; claims on CDNV, NC2 or the ratio in each of :data:`VIEWS`. Only
 runs fitting the inputs they trained with (train accuracy >= ``frames.TERMINAL``) are read; the others are listed.
-Each claim quotes the sentence it tests (:data:`QUOTES`).
+A probe claim is not computed while a probe it reads did not converge or fits its clean training images at the
+last layer over 0.02 below the network (``estimates.check_probes``). Each claim quotes its sentence (:data:`QUOTES`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pandas as pd
 
 from .. import frames
 from ..corruptions import parse_corruption
-from ..estimates import accuracy_estimate
+from ..estimates import accuracy_estimate, check_probes, network_fit, probe_checked
 from ..frames import TERMINAL, VIEWS, memorization_ratios_between
 from ..results import StudyResults
 from ..streaming import PENULTIMATE
@@ -78,8 +79,7 @@ def under(corruption: str, name: str) -> bool:
 def settings(found: StudyResults) -> list[tuple[str, str]]:
     """(model, corruption name) of the study's corrupted runs, stored or not, in the order of the figures."""
     pairs = {(c.model, parse_corruption(c.corruption).name) for c in found.configs if c.corruption != "clean"}
-    models = list(RESNETS + SWINS)
-    return sorted(pairs, key=lambda p: (list(SHORT).index(p[1]), family(p[0]) == "swin", models.index(p[0])))
+    return sorted(pairs, key=lambda p: (list(SHORT).index(p[1]), family(p[0]) == "swin", (RESNETS + SWINS).index(p[0])))
 
 
 def of_setting(frame: pd.DataFrame, model: str, name: str) -> pd.DataFrame:
@@ -156,7 +156,7 @@ class Curves:
 
 @dataclass(frozen=True)
 class Measured:
-    """One stored run: its fit of the inputs it trained with, accuracies on clean inputs, Curves per view."""
+    """One stored run: its fit of its trained inputs, clean-input accuracies, Curves per view, its probes' problems."""
     label: str
     train_acc: float
     clean_test_acc: float
@@ -164,6 +164,7 @@ class Measured:
     probe: np.ndarray
     num_probe_test: int
     views: dict
+    probe_problems: list
 
 
 def stored_runs(found: StudyResults) -> dict[tuple[str, str], list[Measured]]:
@@ -178,17 +179,17 @@ def stored_runs(found: StudyResults) -> dict[tuple[str, str], list[Measured]]:
         s, trained, run = summary.iloc[0], "clean" if corruption == "clean" else "corrupted", (model, corruption, seed)
         groups = sorted({int(k[3].rpartition("@jk")[2]) for k in curves if k[:3] == run and "@jk" in k[3]})
         sides = (("cdnv_sum", trained), ("nc2", trained), ("cdnv_sum", "clean"))
-
         def view_curves(view, suffix=""):
             return [curves[(*run, measure + suffix, *view, inputs)] for measure, inputs in sides]
-
         views = {view: Curves(*view_curves(view), tuple(Curves(*view_curves(view, f"@jk{g}")) for g in groups))
                  for view in VIEWS}
         probe = probes[(probes.model == model) & (probes.corruption == corruption) & (probes.seed == seed)]
         clean_test = s.test_acc if corruption == "clean" else s.test_acc_clean_inputs
+        label, fit = f"{model} {corruption} seed {seed}", [curves.get((*run, m, "train", "pooled", "clean"), [])
+                                                             for m in ("probe_train_acc", "probe_converged")]
         runs.setdefault((model, corruption), []).append(Measured(
-            f"{model} {corruption} seed {seed}", float(s.train_acc), float(clean_test), int(s.num_test),
-            probe.value.to_numpy(float), int(probe.num_samples.max() if len(probe) else 0), views))
+            label, float(s.train_acc), float(clean_test), int(s.num_test), probe.value.to_numpy(float),
+            int(probe.num_samples.max() if len(probe) else 0), views, check_probes(label, *fit, network_fit(s))))
     return runs
 
 
@@ -217,12 +218,13 @@ def claim_text(label: str, quote: str) -> str:
     return f'{label}: "{QUOTES[quote]}"'
 
 
-def row(claim: str, figure: str, needed: dict[str, list[Measured]], judge, why: str = "") -> dict:
-    """``judge({case: its runs that fit})`` once every case of ``needed`` has one; lists the runs left out."""
+def row(claim: str, figure: str, needed: dict[str, list[Measured]], judge, why: str = "", probes=False) -> dict:
+    """``judge({case: its runs that fit})`` once each case of ``needed`` has one, ``probes`` checked; lists the rest."""
     fitting = {case: [r for r in rs if r.train_acc >= TERMINAL] for case, rs in needed.items() if rs}
     unfit = [case for case, rs in fitting.items() if not rs]
     why = why or (f"every run of {', '.join(unfit)} is left out" if unfit else "")
-    out = judged(claim, figure, list(needed), fitting, lambda: judge(fitting), why)
+    problems = [p for rs in fitting.values() for r in rs for p in r.probe_problems] if probes else []
+    out = judged(claim, figure, list(needed), fitting, lambda: probe_checked(problems, lambda: judge(fitting)), why)
     left = [r for rs in needed.values() for r in rs if r.train_acc < TERMINAL]
     if left:
         out["statistic"] += (f"; left out (train accuracy < {TERMINAL:.0%} on the inputs trained with): "
@@ -231,9 +233,8 @@ def row(claim: str, figure: str, needed: dict[str, list[Measured]], judge, why: 
 
 
 def differences(estimates: dict[str, Estimate], terms, rule: str) -> tuple[str, str]:
-    """Each of ``terms`` (term, direction; or a function of the cases giving them) whose cases all have
-    ``estimates``, judged: a term is a case or a pair of terms (their difference; independent runs, so standard
-    errors add in quadrature)."""
+    """Each of ``terms`` (term, direction; or a function of the cases giving them) whose cases all have ``estimates``,
+    judged: a term is a case or a pair of terms (their difference, errors in quadrature: independent runs)."""
     def cases(t):
         return [t] if isinstance(t, str) else cases(t[0]) + cases(t[1])
 
@@ -273,8 +274,7 @@ def ratio_dip(levels, view):
 
 
 def probe_gain(levels, _view=None):
-    """Per level, the mean probe accuracy over the last third of the layers minus over the first: over the
-    seeds, else both thirds' binomial errors in quadrature."""
+    """Per level, the mean probe accuracy over the last third of the layers minus the first (seeds, else binomial)."""
     def ends(run):
         third = max(1, len(run.probe) // 3)
         return float(run.probe[:third].mean()), float(run.probe[-third:].mean())
@@ -283,7 +283,7 @@ def probe_gain(levels, _view=None):
             for k, rs in levels.items()}
 
 
-SETTING = (  # claim, quote, rule, per view, {case: estimate} of {level: runs}, the terms judged (> 0)
+SETTING = (  # claim, quote, rule, per view (else on the probes), {case: estimate} of {level: runs}, terms (> 0)
     ("CDNV and NC2 are lower at the last layer than at the first, at every level", "collapse",
      "decades CDNV falls and NC2 falls from the first to the last layer (> 0)", True, falls,
      lambda keys: [(k, "above") for k in keys]),
@@ -315,7 +315,7 @@ def setting_claims(found: StudyResults, runs: dict, model: str, name: str) -> li
     at = by_level(runs, model, name)
     needed = {f"L{k}": at.get(k, []) for k in study_levels(found, model, name)}
     return [row(claim_text(f"{prefix}{view and ', ' + view_name(view)}: {text}", quote), figure, needed,
-                lambda s: differences(estimates(s, view), terms, rule))
+                lambda s: differences(estimates(s, view), terms, rule), probes=not per_view)
             for text, quote, rule, per_view, estimates, terms in SETTING for view in (VIEWS if per_view else ("",))]
 
 

@@ -16,6 +16,9 @@ classes: the two leave out about, not exactly, the same images). Settings are co
 in quadrature, test accuracies seed by seed (a seed's runs train on the same images). A claim about
 several noise levels, pairs or views holds when each case holds. Only runs that fit the labels they
 trained with (train accuracy >= ``frames.TERMINAL``) are read; each statistic lists those left out.
+A probe claim is not computed while a probe it reads did not converge or fits the clean labels of its
+training images at the last block more than 0.02 below the network (:func:`ncutils.estimates.check_probes`:
+a noisy run's probe is compared with the network's accuracy on those clean labels, not on its noisy ones).
 Each claim quotes the sentence it tests (:data:`QUOTES`).
 """
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .. import frames
-from ..estimates import accuracy_estimate
+from ..estimates import accuracy_estimate, check_probes, network_fit, probe_checked
 from ..frames import TERMINAL, memorization_ratios
 from ..studies import CIFAR10N, RANDOM_LABELS, RESNETS, SWINS
 from ..verdict import Estimate, binomial, jackknife, over_seeds
@@ -100,7 +103,7 @@ def accuracy_table(found) -> pd.DataFrame:
 @dataclass
 class NoiseRun:
     """One stored run, or one jackknife replicate of it: per view of :data:`VIEWS`, CDNV under its training
-    labels and (a noisy run) the memorization ratio per block; the probe's test accuracy per block."""
+    labels and (a noisy run) the memorization ratio per block; the probe's test accuracy per block and problems."""
 
     seed: int = 0
     cdnv: dict = field(default_factory=dict)  # view -> Series over block numbers
@@ -108,6 +111,7 @@ class NoiseRun:
     replicates: list = field(default_factory=list)  # a NoiseRun per jackknife group (curves only)
     probe: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     num_probe_test: int = 0
+    probe_problems: list = field(default_factory=list)
     train_acc: float = math.nan
     test_acc: float = math.nan
     num_test: int = 0
@@ -142,6 +146,8 @@ def load_runs(found) -> dict[tuple[str, str], list[NoiseRun]]:
         probe = frames.layer_rows(mine, "probe_test_acc")
         if len(probe):
             run.probe, run.num_probe_test = _curve(probe), int(probe.num_samples.iloc[0])
+        fit = (_curve(frames.layer_rows(mine, m)) for m in ("probe_train_acc", "probe_converged"))
+        run.probe_problems = check_probes(f"{model} {noise} seed {seed}", *fit, network_fit(summary.iloc[0]))
         runs.setdefault((model, noise), []).append(run)
     return runs
 
@@ -159,21 +165,13 @@ def curve_estimate(runs: list[NoiseRun], curves: str, view, statistic) -> Estima
     return jackknife(of(run), [of(r) for r in run.replicates])
 
 
-def mean_log(c: pd.Series) -> float:
-    return float(np.log10(c.to_numpy(float)).mean())
-
-
-def last_log(c: pd.Series) -> float:
-    return float(np.log10(c.iloc[-1]))
-
-
-def highest_log(c: pd.Series) -> float:
-    return float(np.log10(c.max()))
+def log10(c: pd.Series) -> np.ndarray:
+    return np.log10(c.to_numpy(float))
 
 
 def log_slope(c: pd.Series) -> float:
     """Decades per block of a least-squares line through log10 of the curve."""
-    return float(np.polyfit(c.index.to_numpy(float), np.log10(c.to_numpy(float)), 1)[0])
+    return float(np.polyfit(c.index.to_numpy(float), log10(c), 1)[0])
 
 
 def last_third(n_blocks: int) -> int:
@@ -183,7 +181,7 @@ def last_third(n_blocks: int) -> int:
 
 def shift_up(got, view):
     j, keys = Judged(), list(got)
-    level = {k: curve_estimate(got[k], "cdnv", view, mean_log) for k in keys}
+    level = {k: curve_estimate(got[k], "cdnv", view, lambda c: log10(c).mean()) for k in keys}
     for low, high in zip(keys, keys[1:]):
         j.add(f"{high[1]} - {low[1]}", level[high] - level[low], 0, "above")
     return j, "mean log10 CDNV over the blocks under the trained labels, each noise minus the next lower one (> 0)"
@@ -199,8 +197,8 @@ def rises(got, view):
 def resnet_final(got, view):
     j = Judged()
     for (_, noise), runs in got.items():
-        j.add(f"{noise} last block", curve_estimate(runs, "ratio", view, last_log), 0, "above")
-        before = curve_estimate(runs, "ratio", view, lambda c: highest_log(c.iloc[:last_third(len(c)) - 1]))
+        j.add(f"{noise} last block", curve_estimate(runs, "ratio", view, lambda c: log10(c)[-1]), 0, "above")
+        before = curve_estimate(runs, "ratio", view, lambda c: log10(c)[:last_third(len(c)) - 1].max())
         j.add("highest before the last third", before, 0, "below")
     return j, ("log10 memorization ratio at the last block (> 0, a memorization layer) and its highest "
                "before the last third of the blocks (< 0, none there)")
@@ -209,7 +207,7 @@ def resnet_final(got, view):
 def swin_below(got, view):
     j = Judged()
     for (_, noise), runs in got.items():
-        j.add(noise, curve_estimate(runs, "ratio", view, highest_log), 0, "below")
+        j.add(noise, curve_estimate(runs, "ratio", view, lambda c: log10(c).max()), 0, "below")
     return j, "highest log10 memorization ratio over the blocks (< 0: no memorization layer)"
 
 
@@ -264,9 +262,8 @@ def depth_pairs(models: list[str], study: dict[str, list[str]]) -> list[tuple[st
 def deeper_ratio(got, view, pairs, direction):
     j = Judged()
     for shallow, deep, noise in (p for p in pairs if (p[0], p[2]) in got and (p[1], p[2]) in got):
-        estimate = (curve_estimate(got[deep, noise], "ratio", view, last_log)
-                    - curve_estimate(got[shallow, noise], "ratio", view, last_log))
-        j.add(f"{noise} {deep} - {shallow}", estimate, 0, direction)
+        last = [curve_estimate(got[m, noise], "ratio", view, lambda c: log10(c)[-1]) for m in (deep, shallow)]
+        j.add(f"{noise} {deep} - {shallow}", last[0] - last[1], 0, direction)
     return j, (f"log10 memorization ratio at the last block, deeper minus shallower model "
                f"({'> 0' if direction == 'above' else '< 0'})")
 
@@ -305,10 +302,11 @@ class Stored:
     fit: dict
     left_out: dict
 
-    def row(self, claim, figure, needed, judge, why="") -> dict:
+    def row(self, claim, figure, needed, judge, why="", probes=False) -> dict:
         """The claim judged by ``judge({(model, noise): fitting runs}) -> (Judged, rule)`` over ``needed``,
-        listing the runs left out; not computed while a needed setting is not stored, or when nothing is
-        left to judge among the runs that fit their training labels."""
+        listing the runs left out; not computed while a needed setting is not stored, when nothing is left
+        to judge among the runs that fit their training labels, or (a claim reading ``probes``) while a
+        probe of those runs has problems."""
         name = {k: f"{k[0]} {k[1]}" for k in needed}
         out = [f"{name[k]} seed {r.seed} ({r.train_acc:.3f})" for k in needed for r in self.left_out.get(k, [])]
         note = f"; left out (train accuracy on its labels < {TERMINAL}): {', '.join(out)}" if out else ""
@@ -320,7 +318,8 @@ class Stored:
             cases, rule = judge(got)
             if not cases.verdicts:
                 return f"{rule}: nothing to judge among the runs that fit their training labels{note}", "not computed"
-            statistic, verdict = cases.result(rule)
+            problems = [p for k in got for r in got[k] for p in r.probe_problems] if probes else []
+            statistic, verdict = probe_checked(problems, lambda: cases.result(rule))
             return statistic + note, verdict
         stored = {name[k] for k in needed if self.fit.get(k) or self.left_out.get(k)}
         return judged(claim, figure, list(name.values()), stored, judge_fitting, why)
@@ -359,10 +358,11 @@ def setting_claims(s: Stored, model: str, setting: str, levels: list[str], figur
     seen = f"{model}, {setting}"
     rows.append(s.row(claim_text(f"(3) {seen}: the probe-accuracy gap between the clean and the noisiest run is "
                                  "wider at the last block than at the first", "probe_gap"), figure,
-                      [every[0], noisy[-1]], probe_gap))
+                      [every[0], noisy[-1]], probe_gap, probes=True))
     rows.append(s.row(claim_text(f"(3) {seen}: the more noise, the more blocks lose probe accuracy against the "
                                  "clean model", "more_layers"), figure, every, more_layers,
-                      "" if len(noisy) >= 2 else f"the study runs {model} under one {setting} noise at this scale"))
+                      "" if len(noisy) >= 2 else f"the study runs {model} under one {setting} noise at this scale",
+                      probes=True))
     return rows
 
 
