@@ -261,13 +261,15 @@ SMALL_NETS = {"models": ("mlp", "vgg11", "resnet18"), "datasets": ("fashion-mnis
 NAMES = {"relu": "ReLU", "tanh": "Tanh", "leaky_relu": "LeakyReLU", "mlp": "MLP6", "vgg11": "VGG11",
          "resnet18": "ResNet18"}
 PARKER = {"nc1": ("NC1 = Tr(Σ_W Σ_B⁺)/K", True, 1), "equal_norms": ("equal norms (std/mean)", False, 2),
-          "max_angle": ("maximal angle", False, 3), "nc4": ("NC4 (NCC vs network)", False, 4)}
+          "max_angle": ("maximal angle", False, 3), "nc4": ("NC4 (NCC vs network)", False, 4),
+          "cdnv_sum": ("CDNV (eq. 4, summed)", True, None), "nc2": ("NC2 (eq. 5)", False, None)}  # last two: not theirs
 STATE = {"initialisation": "tab:blue", "trained": "tab:red"}
 
 
 def parker_figures(found, measure: str, note: str) -> None:
     """Parker et al.'s figures of ``measure``, one per activation (ReLU: their Figures 1-4; Tanh: 5-8;
-    LeakyReLU: 9-12): a panel per (model, dataset), initialisation blue dotted, trained red solid."""
+    LeakyReLU: 9-12; CDNV and NC2 of eq. 5 drawn the same way): a panel per (model, dataset), initialisation
+    blue dotted, trained red solid."""
     label, log, first = PARKER[measure]
     models, datasets = SMALL_NETS["models"], SMALL_NETS["datasets"]
     rows = frames.layer_rows(found.metrics, measure) if not found.metrics.empty else pd.DataFrame()
@@ -293,7 +295,7 @@ def parker_figures(found, measure: str, note: str) -> None:
             ax.set(xlabel="layer" if i == len(models) - 1 else "", ylabel=label if j == 0 else "")
         if axes[0][-1].get_legend():
             _legend_right(axes[0][-1])
-        fig.suptitle(f"Figure {first + 4 * k}: {label}, {NAMES[act]} networks ({note})")
+        fig.suptitle(f"{f'Figure {first + 4 * k}: ' if first else ''}{label}, {NAMES[act]} networks ({note})")
         fig.tight_layout()
         plt.show()
 

@@ -1,17 +1,24 @@
 """Hui, Belkin, Nakkiran 2022: collapse on the training set does not carry over to the test set
 (chapter train_vs_test), judged layer by layer.
 
-Every run measures each layer tap (the classifier's input left out, flat features) on its training
-split and on its test split, each split grouped by its own class means. The *gap* of a measure at a
-layer is positive when collapse is weaker on test than on train:
+Every run measures each layer tap (the classifier's input left out) on its training split and on its test
+split, each split grouped by its own class means, with flat and with pooled features: every claim is judged
+with each (the papers' figures use flat features; the probes pool them). The *gap* of a measure at a layer
+is positive when collapse is weaker on test than on train:
 
 - CDNV (``cdnv_sum``) and NC1: log10(test / train), in decades;
 - NC2: test - train;
 - NCC accuracy: train - test.
 
-A claim over models holds when it holds for every model, does not hold for none, and is
-inconclusive otherwise. A claim whose runs are not all stored is not computed; its statistic then
-shows what the stored runs give.
+Every verdict is :mod:`ncutils.verdict`'s: per model, the gap statistic with its standard error against 0;
+a claim over the models holds when each does, does not hold when one does not. The standard error is what
+the runs allow (:func:`ncutils.claims.nc1_vs_cdnv.run_estimate`): the spread over seeds should a model have
+several; else, for its one run, the jackknife over images of CDNV and NC2 (replicate g removes group g of the
+training and of the test images: the two splits' images are independent, so the pair is one deleted group),
+the binomial errors of the NCC accuracies (independent images on the two splits; a mean over layers gets the
+binomial error of its mean share, an upper bound); NC1 has no replicates, so its rows have no within-run
+uncertainty, say so, and are inconclusive. Each claim quotes the sentence it tests (:data:`QUOTES`, with
+its paper).
 """
 from __future__ import annotations
 
@@ -20,12 +27,25 @@ import pandas as pd
 
 from ..frames import TERMINAL, layer_rows, run_table
 from ..results import StudyResults
-from . import figure_link, not_computed, table
+from . import figure_link, judged, table
+from .nc1_vs_cdnv import Cases, LayerRun, by_model, run_estimate, share_estimate, terminal
 
 STUDY = "train_vs_test"
 CHAPTER = "train_vs_test"
+PER_SEED = True  # claims() reads every seed's run (the others read the mean over seeds)
 GAPS = {"cdnv_sum": ("CDNV", "log10(test/train), decades"), "nc1": ("NC1", "log10(test/train), decades"),
         "nc2": ("NC2", "test - train"), "ncc_accuracy": ("NCC accuracy", "train - test")}
+FEATURES = ("flat", "pooled")
+GAP_FIGURE = figure_link(CHAPTER, "train-vs-test-gap")
+ACCURACY = figure_link(CHAPTER, "train-vs-test-accuracy")
+HUI = "hui-belkin-nakkiran-2022-limitations-of-neural-collapse-abstract.md"
+ZHOU = "zhou-jiang-zhu-2025-are-all-layers-created-equal.md"
+QUOTES = {  # claim -> (the paper's text in /work/shared/papers, the sentence it tests)
+    "test": (HUI, "We find that while Neural Collapse often occurs on the train set, it does not occur on the test "
+                  "set"),
+    "deeper": (ZHOU, "Deeper layers significantly enhance neural collapse and play a vital role in generalization but "
+                     "are also more susceptible to memorization"),
+}
 
 
 def gap_rows(metrics: pd.DataFrame, measure: str) -> pd.DataFrame:
@@ -44,8 +64,9 @@ def gap_rows(metrics: pd.DataFrame, measure: str) -> pd.DataFrame:
 
 
 def accuracy_table(found: StudyResults) -> pd.DataFrame:
-    """Every run's accuracies and whether it reached the terminal phase."""
-    return run_table(found.summaries)
+    """Every run's accuracies (each seed's) and whether it reached the terminal phase."""
+    return run_table(found.summaries, ("model", "size", "seed", "dataset", "n_per_class", "epochs", "train_acc",
+                                       "test_acc"))
 
 
 def thirds(values: np.ndarray) -> tuple[float, float]:
@@ -54,44 +75,71 @@ def thirds(values: np.ndarray) -> tuple[float, float]:
     return float(values[:third].mean()), float(values[-third:].mean())
 
 
-def verdict(passed: int, total: int) -> str:
-    return "holds" if passed == total else "does not hold" if passed == 0 else "inconclusive"
+def gap(measure: str, features: str):
+    """The gap of ``measure`` per layer from a run's curves (see the module notes)."""
+    def per_layer(c):
+        train, test = c[measure, "train", features], c[measure, "test", features]
+        if measure in ("cdnv_sum", "nc1"):
+            return np.log10(test / train)
+        return train - test if measure == "ncc_accuracy" else test - train
+    return per_layer
 
 
-def _row(claim: str, target: str, results: dict[str, tuple[bool, str]], missing: list[str]) -> dict:
-    """A claim judged over ``results`` = {model: (passed, its numbers)}; not computed while models of
-    the study (``missing``) are not stored."""
-    figure = figure_link(CHAPTER, target)
-    passed = sum(ok for ok, _ in results.values())
-    statistic = f"{passed} of {len(results)} models: " + ", ".join(f"{m} {text}" for m, (_, text) in results.items())
-    if missing:
-        why = f"not stored yet: {', '.join(missing)}"
-        return not_computed(claim, figure, why + (f"; the stored runs give: {statistic}" if results else ""))
-    if not results:
-        return not_computed(claim, figure, "no finite values to judge")
-    return {"claim": claim, "statistic": statistic, "verdict": verdict(passed, len(results)), "figure": figure}
+def last_gap(runs: list[LayerRun], measure: str, features: str):
+    """The gap at the last layer of a model's runs, with its standard error."""
+    if measure == "ncc_accuracy":
+        return share_estimate(runs, [(1, (measure, "train", features), -1), (-1, (measure, "test", features), -1)])
+    return run_estimate(runs, lambda c: float(gap(measure, features)(c)[-1]), (measure,))
+
+
+def growth(runs: list[LayerRun], measure: str, features: str):
+    """The mean gap over the last third of the layers minus over the first third, with its standard error."""
+    if measure == "ncc_accuracy":
+        n = len(runs[0].curves[measure, "train", features])
+        third = max(1, n // 3)
+        ends = ((1, slice(n - third, None)), (-1, slice(None, third)))
+        return share_estimate(runs, [(end * side, (measure, split, features), layers) for end, layers in ends
+                                     for side, split in ((1, "train"), (-1, "test"))])
+
+    def grows(c):
+        first, final = thirds(gap(measure, features)(c))
+        return final - first
+    return run_estimate(runs, grows, (measure,))
+
+
+def judge_models(statistic, rule: str):
+    def judge(models):
+        j = Cases()
+        for model, runs in models.items():
+            j.add(model, statistic(runs), 0, "above")
+        return j.result(rule)
+    return judge
+
+
+def claim_text(label: str, quote: str) -> str:
+    return f'{label}: "{QUOTES[quote][1]}"'
 
 
 def claims(found: StudyResults) -> pd.DataFrame:
-    metrics = found.metrics
-    missing = [c.model for c, _ in found.missing]
+    """The claims on CIFAR-10, judged from every seed's stored run of the study in ``found``."""
+    runs = by_model(found, tuple(GAPS)) if not found.summaries.empty else {}
+    models = list(dict.fromkeys(c.model for c in found.configs))
+    stored = {m: rs for (dataset, m), rs in runs.items() if dataset == "cifar10" and m in models}
+
+    def row(claim, figure, judge):
+        return judged(claim, figure, models, stored, lambda: judge({m: stored[m] for m in models if m in stored}))
+
     rows = []
-    for measure, (name, unit) in GAPS.items():
-        gaps = {} if metrics.empty else {m: g.value.to_numpy(dtype=float)
-                                          for m, g in gap_rows(metrics, measure).groupby("model", sort=False)}
-        last = {m: (v[-1] > 0, f"{v[-1]:+.3g}") for m, v in gaps.items() if np.isfinite(v[-1])}
-        rows.append(_row(f"collapse is weaker on test than on train at the last layer: {name} gap ({unit}) > 0",
-                         "train-vs-test-gap", last, missing))
-        grows = {}
-        for m, v in gaps.items():
-            if np.all(np.isfinite(v)):
-                first, final = thirds(v)
-                grows[m] = (final > first, f"{first:+.3g} -> {final:+.3g}")
-        rows.append(_row(f"the gap grows in the last layers: mean {name} gap over the last third of the layers "
-                         "exceeds the mean over the first third", "train-vs-test-gap", grows, missing))
-    summary = found.summaries
-    terminal = {} if summary.empty else {r.model: (r.train_acc >= TERMINAL, f"train acc {r.train_acc:.3f}")
-                                         for r in summary.itertuples()}
-    rows.append(_row(f"every run reached the terminal phase (train accuracy >= {TERMINAL:.0%})",
-                     "train-vs-test-accuracy", terminal, missing))
+    for features in FEATURES:
+        for measure, (name, unit) in GAPS.items():
+            rows.append(row(claim_text(f"every model, {features} features: collapse is weaker on test than on train "
+                                       f"at the last layer ({name})", "test"), GAP_FIGURE,
+                            judge_models(lambda rs, m=measure, f=features: last_gap(rs, m, f),
+                                         f"{name} gap at the last layer, {unit} (> 0)")))
+            rows.append(row(claim_text(f"every model, {features} features: the gap grows in the last layers ({name})",
+                                       "deeper"), GAP_FIGURE,
+                            judge_models(lambda rs, m=measure, f=features: growth(rs, m, f),
+                                         f"mean {name} gap ({unit}) over the last third of the layers minus over "
+                                         "the first third (> 0)")))
+    rows.append(row(f"every run reached the terminal phase (train accuracy >= {TERMINAL:.0%})", ACCURACY, terminal))
     return table(rows)
