@@ -76,7 +76,9 @@ def test_unknown_names_and_wrong_values_fail_in_one_line(name, value, expected):
     ("clean", "seeds", [0, -1], "integers >= 0"),
     ("clean", "epochs", 2.5, "an integer >= 0"),
     ("label_noise", "noises", ["random:1.4"], "label noises only"),
-    ("corruption", "corruptions", ["fog:level2"], "input corruptions only"),
+    ("corruption", "corruptions", ["fog:level2"], "Gaussian or speckle noise only"),
+    ("corruption", "corruptions", ["contrast:2"], "show gaussian_noise and speckle_noise only"),
+    ("corruption", "models", ["vgg13"], "ResNets and Swin Transformers"),
 ])
 def test_run_settings_are_checked(chapter, name, value, expected):
     with pytest.raises(ParameterError) as e:
