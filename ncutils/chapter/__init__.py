@@ -5,6 +5,7 @@
     chapter.accuracy_table()             # every run's accuracies
     plots.family_figure(chapter.metrics, RESNETS, [plots.CDNV, plots.NC2, plots.PROBE], "ResNets", chapter.note)
     chapter.claims_html()                # "What holds at this scale"
+    print(chapter.answer("clean-1"))     # a question's answer from the chapter's runs (chapter.questions)
 
 A chapter is ``notebooks/<name>.md``; its claims module (if any) is ``ncutils/claims/<name>.py``, whose
 ``STUDY`` names the runs it reads. The scale chapter reads every run of the book; the claims page every
@@ -23,7 +24,7 @@ from ..config import RunConfig
 from ..results import StudyResults, available
 from ..scales import Scale, get_scale
 from ..studies import study_configs
-from . import pages
+from . import pages, questions
 from .custom import SETTINGS, customised
 from .parameters import ParameterError, check_parameters
 
@@ -135,6 +136,16 @@ class Chapter:
             return None
         module = importlib.import_module(f"{claims_package.__name__}.{self.name}")
         return module.accuracy_table(claims_package.for_module(module, self.every_seed)).round(4)
+
+    def answer(self, key: str) -> str:
+        """The answer to question ``key`` of :data:`questions.QUESTIONS`, computed from the chapter's runs;
+        "not computed: ..." (what is missing) while a run it reads is not stored."""
+        if not key.startswith(f"{self.name}-") or key not in questions.QUESTIONS:
+            raise KeyError(f"chapter {self.name} has no question {key!r}")
+        try:
+            return questions.QUESTIONS[key][1](self)
+        except questions.NotComputed as e:
+            return f"not computed: {e}"
 
     def verdict_counts(self) -> pd.DataFrame:
         """The claims page: claims per verdict of each chapter, with totals."""
