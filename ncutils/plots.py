@@ -355,16 +355,26 @@ def training_curves(logs: pd.DataFrame, scale: str) -> None:
     plt.show()
 
 
-def measures_figure(table: pd.DataFrame, x: str, title: str) -> None:
-    """One panel per measure (every column of ``table`` but ``x``) against ``x``; CDNV and NC1 on a
-    symmetric log scale (they reach 0)."""
-    long = table.melt(id_vars=x, var_name="measure", value_name="value")
-    grid = sns.relplot(data=long, x=x, y="value", col="measure", col_wrap=3, kind="line", marker="o",
-                       height=2.4, aspect=1.3, facet_kws={"sharey": False})
-    for ax, name in zip(grid.axes.flat, grid.col_names):
-        if name in ("CDNV (sum)", "NC1"):
-            ax.set_yscale("symlog", linthresh=1e-3)
-    grid.figure.suptitle(title, y=1.02)
+def measures_figure(table: pd.DataFrame, x: str, title: str, log=("CDNV (sum)", "NC1")) -> None:
+    """One panel per measure (every column of ``table`` but ``x``) against ``x``. The ``log`` measures (never
+    negative) on a log axis: their zeros (values below 1e-12 of the panel's largest: rounding) cannot be drawn
+    there, and the panel says where they are."""
+    names = [c for c in table.columns if c != x]
+    fig, axes = panel_grid(len(names), 4, 3.0, 2.5)
+    for ax, name in zip(axes, names):
+        values = table[name]
+        zero = values <= 1e-12 * values.abs().max()
+        ax.plot(table[x], values.mask(zero) if name in log else values, marker="o", markersize=4)
+        ax.set(title=name, xlabel=x)
+        zeros = table[x][zero] if name in log else []
+        if name in log:
+            ax.set_yscale("log")
+        if len(zeros):
+            ax.text(0.97, 0.95, f"0 at {x} = {', '.join(f'{v:g}' for v in zeros)}\n(off the log axis)",
+                    ha="right", va="top", transform=ax.transAxes, fontsize="small")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
     plt.show()
 
 

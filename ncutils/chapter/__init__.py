@@ -9,7 +9,7 @@
 
 A chapter is ``notebooks/<name>.md``; its claims module (if any) is ``ncutils/claims/<name>.py``, whose
 ``STUDY`` names the runs it reads. The scale chapter reads every run of the book; the claims page every
-chapter's claims; the primer and the noise-and-shift chapters read no runs.
+chapter's claims; the primer, the glossary and the noise-and-shift chapters read no runs.
 """
 from __future__ import annotations
 

@@ -141,7 +141,7 @@ PARAMETERS: dict[str, dict[str, Callable]] = {
                    "models": optional(names(RESNETS + SWINS, "ResNets and Swin Transformers")),
                    "corruptions": optional(specs(_figured_corruption, "Gaussian or speckle noise",
                                                  "['gaussian_noise:level2', 'speckle_noise:5']"))},
-    "primer": {"num_classes": integer(2), "dim": integer(2), "per_class": integer(2), "steps": integer(2),
+    "primer": {"num_classes": integer(2), "dim": integer(1), "per_class": integer(2), "steps": integer(2),
                "seed": integer(0)},
     "measure_your_model": {"models": model_specs},
     "noise_and_shift": {"data_root": path_or_none, "seed": integer(0),
@@ -150,6 +150,18 @@ PARAMETERS: dict[str, dict[str, Callable]] = {
                         "cifar10n_kinds": names(CIFAR10N_KINDS, "CIFAR-10N label sets"), "random_rates": rates,
                         "domain": domain_shift, "probe_n_per_class": integer(1)},
 }
+
+
+def _etf_fits(params: dict) -> None:
+    """The primer's dim >= num_classes - 1: a simplex ETF of K classes spans K - 1 dimensions."""
+    k, dim = params.get("num_classes"), params.get("dim")
+    if k is not None and dim is not None and dim < k - 1:
+        _fail("dim", dim, f"an integer >= num_classes - 1 = {k - 1} (a simplex ETF of {k} classes spans "
+                          f"{k - 1} dimensions)")
+
+
+# checks of several parameters together, after each one's own
+JOINT: dict[str, Callable] = {"primer": _etf_fits}
 
 
 def check_parameters(chapter: str, **params) -> dict:
@@ -163,4 +175,6 @@ def check_parameters(chapter: str, **params) -> dict:
         if name not in valid:
             raise ParameterError(f"chapter {chapter} has no parameter {name!r}; its parameters: {', '.join(valid)}")
         valid[name](name, value)
+    if chapter in JOINT:
+        JOINT[chapter](params)
     return params
