@@ -45,7 +45,7 @@ def measure(model: nn.Module, batches, *, num_classes: int | None = None, featur
     jackknife: G > 1 adds the measures of :data:`JACKKNIFE_MEASURES` without each group g < G of samples
         (the i-th sample of each class of the first label grouping is in group i mod G, for every grouping),
         as measures ``"<name>@jk<g>"`` (:func:`jackknife_name`):
-        the delete-a-group jackknife's replicates, from which :func:`ncutils.frames.jackknife_se` gives the
+        the delete-a-group jackknife's replicates, from which :func:`ncutils.verdict.jackknife` gives the
         standard error over images of any statistic of them. Pass 1 then keeps G cells per class (memory x G).
 
     Columns: layer, layer_index, features, labels (grouping), measure, value, num_classes,
