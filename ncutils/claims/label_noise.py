@@ -76,14 +76,14 @@ def trained_label_rows(metrics: pd.DataFrame, measure: str) -> pd.DataFrame:
 
 
 def memorization_rows(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The memorization ratio (``value``) per block of every noisy run (one run per model and noise, e.g.
-    the mean over seeds), with model, noise, layer number; training split, flat features."""
+    """The memorization ratio (``value``) per block of each noisy run, by model, noise, seed; train split, flat."""
     out = []
-    for (model, noise), run in metrics[metrics.noise != "clean"].groupby(["model", "noise"]):
+    for (model, noise, seed), run in metrics[metrics.noise != "clean"].groupby(["model", "noise", "seed"]):
         train = run[(run.split == "train") & (run.inputs == "clean") & (run.eval_data == run.dataset)
                     & (run.layer != frames.PENULTIMATE)]
         ratios = memorization_ratios(train, measure="cdnv_sum")
-        out.append(ratios[ratios.features == "flat"].assign(model=model, noise=noise, value=lambda t: t.ratio))
+        out.append(ratios[ratios.features == "flat"].assign(model=model, noise=noise, seed=seed,
+                                                            value=lambda t: t.ratio))
     columns = ["model", "noise", "layer_index", "value"]
     rows = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=columns)
     rows["layer number"] = rows.layer_index + 1
