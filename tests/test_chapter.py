@@ -194,10 +194,15 @@ def test_the_label_noise_chapter_runs_with_another_model_list_and_noise(tmp_path
     out = execute("label_noise", "smoke", True, book=tmp_path,
                   parameters={"models": ["resnet18"], "noises": ["random:0.3"], "seeds": [0]})
     notebook = nbformat.read(out, as_version=4)
-    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/html", ""))
-                     for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
-    assert "all 2 runs of this chapter are stored" in text
-    assert "random:0.3" in text and "swin_t" not in text and "random:0.4" not in text
+
+    def shown(cell_source: str) -> str:
+        """The outputs of the code cell whose source holds ``cell_source``."""
+        return "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/html", ""))
+                         for c in notebook.cells if c.cell_type == "code" and cell_source in c.source
+                         for o in c.outputs)
+    assert "all 2 runs of this chapter are stored" in shown("open_chapter(")
+    table = shown("chapter.accuracy_table()")  # the runs, one row each
+    assert "random:0.3" in table and "swin_t" not in table and "random:0.4" not in table
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert images, "no figure of the runs"
     stored = sorted(p.parent.name.split("-")[0] for p in (tmp_path / "results").rglob("config.json"))
