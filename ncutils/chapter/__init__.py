@@ -110,11 +110,8 @@ class Chapter:
         compute them; the claims page: how many claims from which chapters."""
         if self.name == "claims":
             without = [c for c in pages.chapters() if c not in claims_package.chapters()]
-            earlier = [c for c in self.order
-                       if not getattr(importlib.import_module(f"{claims_package.__name__}.{c}"), "PER_SEED", False)]
             return (f"{len(self.claims)} claims from {len(self.order)} chapters ({self.note})"
-                    + (f"; chapters without claims: {', '.join(without)}" if without else "")
-                    + (f"; chapters still judged by their earlier rules: {', '.join(earlier)}" if earlier else ""))
+                    + (f"; chapters without claims: {', '.join(without)}" if without else ""))
         if self.found is None:
             return f"this chapter reads no runs ({self.note})"
         missing = self.every_seed.missing_message()
