@@ -20,7 +20,7 @@ import pandas as pd
 
 from .frames import VIEWS
 from .streaming import PENULTIMATE
-from .verdict import Estimate, binomial, jackknife, over_seeds
+from .verdict import Estimate, binomial, estimate_runs, over_seeds
 
 
 @dataclass
@@ -124,13 +124,8 @@ def stored_runs(found, views=VIEWS) -> dict[tuple[str, str], list[Run]]:
 
 def curve_estimate(runs: list[Run], view, statistic: Callable[[pd.Series, pd.Series], float]) -> Estimate:
     """``statistic(cdnv, nc2)`` of a model in ``view``: over its seeds, else the jackknife of its one run."""
-    if len(runs) >= 2:
-        return over_seeds([statistic(r.cdnv[view], r.nc2[view]) for r in runs])
-    run = runs[0]
-    value = statistic(run.cdnv[view], run.nc2[view])
-    if len(run.cdnv_jk.get(view, [])) < 2:
-        return Estimate(value, float("nan"), "one run without jackknife replicates")
-    return jackknife(value, [statistic(c, n) for c, n in zip(run.cdnv_jk[view], run.nc2_jk[view])])
+    return estimate_runs([statistic(r.cdnv[view], r.nc2[view]) for r in runs],
+                         lambda: [statistic(c, n) for c, n in zip(runs[0].cdnv_jk.get(view, []), runs[0].nc2_jk.get(view, []))])
 
 
 def accuracy_estimate(runs: list[Run], accuracy: Callable[[Run], float], images: Callable[[Run], int]) -> Estimate:

@@ -96,14 +96,15 @@ def jackknife(full: float, replicates: Sequence[float]) -> Estimate:
     return Estimate(full, se, f"jackknife over images, {len(r)} groups")
 
 
-def estimate_runs(statistic: Callable[[object], float], runs: Sequence, replicates: Callable[[object], Sequence] | None = None) -> Estimate:
-    """A statistic of repeated runs (seeds) or of one run, by the module's order: ``statistic(run)`` over the
-    seeds when there are two or more; for one run, the jackknife of ``statistic`` over
-    ``replicates(run)`` (the run's jackknife replicates, each a run-like object the statistic reads)."""
-    if len(runs) >= 2:
-        return over_seeds([statistic(r) for r in runs])
-    if len(runs) == 1 and replicates is not None:
-        return jackknife(statistic(runs[0]), [statistic(r) for r in replicates(runs[0])])
-    if len(runs) == 1:
-        return Estimate(statistic(runs[0]), math.nan, "one run, no uncertainty")
-    raise ValueError("estimate_runs needs at least one run")
+def estimate_runs(values: Sequence[float], replicates: Callable[[], Sequence[float]] | None = None) -> Estimate:
+    """A statistic of repeated runs or of one run, by the module's order: its ``values`` (one per seed) over the
+    seeds when there are two or more; for one run, the jackknife over ``replicates()`` (the statistic without
+    each group of images, computed only then) when there are two or more; else no uncertainty."""
+    if len(values) >= 2:
+        return over_seeds(values)
+    if len(values) != 1:
+        raise ValueError("estimate_runs needs at least one run")
+    replicated = list(replicates()) if replicates is not None else []
+    if len(replicated) < 2:
+        return Estimate(values[0], math.nan, "one run without jackknife replicates")
+    return jackknife(values[0], replicated)

@@ -196,7 +196,7 @@ def test_one_run_is_judged_by_its_jackknife_whose_ratio_replicates_pair_the_same
     assert all("binomial, 2000 images" in r["statistic"] for r in probes)
     without = setting(study(seeds=1, scatter=0), "swin_t", "gaussian_noise")
     assert {r["verdict"] for r in without if "probe accuracy" not in r["claim"]} == {"inconclusive"}
-    assert "one run, no uncertainty" in without[0]["statistic"]
+    assert "one run without jackknife replicates" in without[0]["statistic"]
 
 
 def test_runs_that_do_not_fit_their_inputs_are_left_out_and_listed():

@@ -52,7 +52,8 @@ def test_uncertainties_match_their_textbook_formulas():
 
 def test_runs_are_judged_over_seeds_else_by_the_jackknife_of_the_one_run():
     stat = lambda run: run["v"]
-    assert estimate_runs(stat, [{"v": 1.0}, {"v": 3.0}]).kind == "2 seeds"
-    one = estimate_runs(stat, [{"v": 2.0}], replicates=lambda run: [{"v": 1.9}, {"v": 2.1}])
+    assert estimate_runs([stat({"v": 1.0}), stat({"v": 3.0})]).kind == "2 seeds"
+    one = estimate_runs([stat({"v": 2.0})], replicates=lambda: [1.9, 2.1])
     assert one.value == 2.0 and one.kind.startswith("jackknife") and one.se == pytest.approx(0.1)
-    assert math.isnan(estimate_runs(stat, [{"v": 2.0}]).se)
+    assert math.isnan(estimate_runs([stat({"v": 2.0})]).se)
+    assert estimate_runs([2.0], replicates=lambda: [1.9]).kind == "one run without jackknife replicates"

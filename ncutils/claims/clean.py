@@ -118,7 +118,7 @@ def improve(models, view):
     j = Judged()
     for m, runs in models.items():
         j.add(f"{m} CDNV", curve_estimate(runs, view, lambda c, n: np.log10(c.iloc[0] / c.iloc[-1])), 0, "above")
-        j.add(f"NC2", curve_estimate(runs, view, lambda c, n: n.iloc[0] - n.iloc[-1]), 0, "above")
+        j.add("NC2", curve_estimate(runs, view, lambda c, n: n.iloc[0] - n.iloc[-1]), 0, "above")
     return j.result("decades CDNV falls and NC2 falls from the first to the last block (> 0)")
 
 
@@ -333,17 +333,17 @@ def dataset_claims(name: str, models: list[str], stored: dict[str, list[Run]]) -
             rows.append(row(claim_text(f"(2) {family} on {seen}: the deeper the model, the less each block lowers "
                                        "CDNV", "depth"), figure, members, slower_with_depth, view,
                             "" if len(members) >= 2 else fewer))
-        for what, judge in (("compress more (lower CDNV)", compress), ("separate classes more (lower NC2)", separate)):
+        for what, compared in (("compress more (lower CDNV)", compress), ("separate classes more (lower NC2)", separate)):
             rows.append(row(claim_text(f"(3) ResNets vs Swin Transformers on {seen}: ResNet blocks {what}",
-                                       "architectures"), SWIN_FIGURE, models, judge, view,
+                                       "architectures"), SWIN_FIGURE, models, compared, view,
                             "" if resnets and swins else "the study lacks ResNets or Swins at this scale"))
     if "resnet18" in resnets and len(resnets) >= 2:
         rows.append(row(claim_text(f"(2) ResNets on {name}: every deeper ResNet has higher test accuracy than "
                                    "ResNet18", "beat18"), ACCURACY, resnets, beat_resnet18))
-    for what, figure, judge in (("test accuracy", ACCURACY, deep_test_accuracy),
-                                ("last-block probe test accuracy", RESNET_FIGURE, deep_probe_accuracy)):
+    for what, figure, spread in (("test accuracy", ACCURACY, deep_test_accuracy),
+                                 ("last-block probe test accuracy", RESNET_FIGURE, deep_probe_accuracy)):
         rows.append(row(claim_text(f"(2) ResNets on {name}: ResNet50/101/152 differ by at most one point in {what}",
-                                   "beat18"), figure, deep, judge, why="" if len(deep) >= 2 else fewer))
+                                   "beat18"), figure, deep, spread, why="" if len(deep) >= 2 else fewer))
     if resnets:
         rows.append(row(claim_text(f"(1) ResNets on {name}: the probe gains little over the last third of the "
                                    "blocks", "final"), RESNET_FIGURE, resnets, final_gain))

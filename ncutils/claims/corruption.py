@@ -205,8 +205,7 @@ def by_level(runs: dict, model: str, name: str) -> dict[int, list[Measured]]:
 def curve_estimate(runs: list[Measured], view, statistic) -> Estimate:
     """``statistic(curves)`` over the seeds, else the jackknife of the one run (paired replicates)."""
     items = [r.views[view] for r in runs]
-    jackknifed = len(items) == 1 and len(items[0].replicates) >= 2
-    return estimate_runs(statistic, items, (lambda c: c.replicates) if jackknifed else None)
+    return estimate_runs([statistic(c) for c in items], lambda: [statistic(c) for c in items[0].replicates])
 
 
 def log_ratio(c: Curves) -> np.ndarray:

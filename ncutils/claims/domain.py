@@ -33,7 +33,7 @@ from .. import frames
 from ..estimates import PROBE_FIT_TOLERANCE
 from ..frames import TERMINAL
 from ..studies import PACS, PACS_CLASSES
-from ..verdict import FAILS, HOLDS, Estimate, binomial, jackknife, over_seeds
+from ..verdict import FAILS, HOLDS, Estimate, binomial, estimate_runs
 from . import figure_link, judged, table
 from .clean import Judged, view_name
 
@@ -107,13 +107,9 @@ class Targets:
 
         def draw(curves: dict, seed: int) -> dict:
             return {(s, t): v for (s, sd, t), v in curves.items() if sd == seed}
-        values = [statistic(draw(self.cdnv[view], s), draw(self.probe, s)) for s in seeds]
-        if len(seeds) >= 2:
-            return over_seeds(values)
-        groups = self.cdnv_jk.get(view, [])
-        if len(groups) < 2:
-            return Estimate(values[0], math.nan, "one run without jackknife replicates")
-        return jackknife(values[0], [statistic(draw(g, seeds[0]), draw(self.probe, seeds[0])) for g in groups])
+        return estimate_runs([statistic(draw(self.cdnv[view], s), draw(self.probe, s)) for s in seeds],
+                             lambda: [statistic(draw(g, seeds[0]), draw(self.probe, seeds[0]))
+                                      for g in self.cdnv_jk.get(view, [])])
 
 
 def measured(metrics: pd.DataFrame) -> Targets:

@@ -34,7 +34,7 @@ from .. import frames
 from ..estimates import accuracy_estimate, check_probes, network_fit, probe_checked
 from ..frames import TERMINAL, memorization_ratios
 from ..studies import CIFAR10N, RANDOM_LABELS, RESNETS, SWINS
-from ..verdict import Estimate, binomial, jackknife, over_seeds
+from ..verdict import Estimate, binomial, estimate_runs, over_seeds
 from . import figure_link, judged, table
 from .clean import Judged, view_name
 
@@ -157,12 +157,9 @@ def curve_estimate(runs: list[NoiseRun], curves: str, view, statistic) -> Estima
     jackknife over images of its one run."""
     def of(run):
         return statistic(getattr(run, curves)[view])
-    if len(runs) >= 2:
-        return over_seeds([of(r) for r in runs])
-    run = runs[0]
-    if len(run.replicates) < 2 or any(view not in getattr(r, curves) for r in run.replicates):
-        return Estimate(of(run), math.nan, "one run without jackknife replicates")
-    return jackknife(of(run), [of(r) for r in run.replicates])
+    replicates = runs[0].replicates
+    return estimate_runs([of(r) for r in runs],
+                         lambda: [of(r) for r in replicates] if all(view in getattr(r, curves) for r in replicates) else [])
 
 
 def log10(c: pd.Series) -> np.ndarray:

@@ -29,7 +29,7 @@ import pandas as pd
 from ..frames import TERMINAL, VIEWS, layer_rows, run_table
 from ..results import StudyResults
 from ..streaming import JACKKNIFE_MEASURES, PENULTIMATE
-from ..verdict import FAILS, HOLDS, INCONCLUSIVE, Estimate, binomial, jackknife, over_seeds
+from ..verdict import FAILS, HOLDS, INCONCLUSIVE, Estimate, binomial, estimate_runs, over_seeds
 from . import figure_link, judged, table
 from .clean import Judged, view_name
 
@@ -104,16 +104,11 @@ def by_model(found: StudyResults, measures) -> dict[tuple[str, str], list[LayerR
 def run_estimate(runs: list[LayerRun], statistic, reads) -> Estimate:
     """``statistic(curves)`` of a setting's runs: over its seeds; else the jackknife of its one run when each of
     the measures it ``reads`` has replicates (CDNV, NC2); else no within-run uncertainty, saying for what."""
-    if len(runs) >= 2:
-        return over_seeds([statistic(r.curves) for r in runs])
-    run = runs[0]
-    value = statistic(run.curves)
+    values = [statistic(r.curves) for r in runs]
     bare = [NAMES.get(m, m) for m in reads if m not in JACKKNIFE_MEASURES]
-    if bare:
-        return Estimate(value, math.nan, f"{NO_UNCERTAINTY} {' or '.join(bare)} (one run; no replicates)")
-    if len(run.replicates) < 2:
-        return Estimate(value, math.nan, "one run without jackknife replicates")
-    return jackknife(value, [statistic(g) for g in run.replicates])
+    if len(runs) == 1 and bare:
+        return Estimate(values[0], math.nan, f"{NO_UNCERTAINTY} {' or '.join(bare)} (one run; no replicates)")
+    return estimate_runs(values, lambda: [statistic(g) for g in runs[0].replicates])
 
 
 def share_estimate(runs: list[LayerRun], terms) -> Estimate:
