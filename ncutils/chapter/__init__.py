@@ -132,7 +132,7 @@ class Chapter:
             print(f"no stored runs at the {self.scale} scale yet")
             return None
         module = importlib.import_module(f"{claims_package.__name__}.{self.name}")
-        return module.accuracy_table(claims_package.for_module(module, self.every_seed)).round(4)
+        return module.accuracy_table(self.every_seed).round(4)
 
     def answer(self, key: str) -> str:
         """The answer to question ``key`` of :data:`questions.QUESTIONS`, computed from the chapter's runs;
@@ -186,6 +186,6 @@ def open_chapter(name: str, *, scale: str, compute: bool, **params) -> Chapter:
     judged = None
     if name in claims_package.chapters():
         module = importlib.import_module(f"{claims_package.__name__}.{name}")
-        judged = module.claims(claims_package.for_module(module, every_seed))
+        judged = module.claims(every_seed)
     return Chapter(name, scale, compute, params, configs, found, judged, NOTES.get(name, models_note)(s, configs),
                    every_seed=every_seed)

@@ -7,9 +7,9 @@ One module per book chapter (``ncutils/claims/<chapter>.py``, the chapter being
 - ``claims(found: StudyResults) -> pd.DataFrame`` with the columns :data:`COLUMNS`: what the paper
   claims, the statistic computed from the runs, its verdict (one of :data:`VERDICTS`), and the figure
   it was computed from, as a link (``figure_link``), and
-- ``accuracy_table(found: StudyResults) -> pd.DataFrame``: the accuracies of every run the chapter shows,
-- optionally ``PER_SEED = True``: ``found`` then holds every seed's run of repeated configs; otherwise
-  their mean over seeds (``StudyResults.seed_means``).
+- ``accuracy_table(found: StudyResults) -> pd.DataFrame``: the accuracies of every run the chapter shows.
+
+``found`` holds every seed's run of a config repeated with several seeds.
 
 The study's grid is ``found.configs`` (the stored and the missing runs' configs), not the table's
 string columns. The frames the chapter's figures draw (``ncutils.plots``) are built here too, so every
@@ -115,11 +115,6 @@ def judged(claim: str, figure: str, needed: list[str], stored, judge: Callable[[
     return not_computed(claim, figure, why)
 
 
-def for_module(module, found):
-    """``found`` as a claims module reads it: every seed's run (``PER_SEED``) or the mean over seeds."""
-    return found if getattr(module, "PER_SEED", False) else found.seed_means()
-
-
 def chapters() -> list[str]:
     """The chapters with claims (every module of this package)."""
     return sorted(m.name for m in pkgutil.iter_modules(__path__))
@@ -134,7 +129,7 @@ def chapter_claims(chapter: str, scale: str, compute: bool = False) -> pd.DataFr
         raise ValueError(f"no claims for chapter {chapter!r}; valid: {', '.join(chapters())}")
     module = importlib.import_module(f"{__name__}.{chapter}")
     found = available(study_configs(module.STUDY, scale), compute=compute, progress=False)
-    return module.claims(for_module(module, found)).assign(chapter=chapter)
+    return module.claims(found).assign(chapter=chapter)
 
 
 def all_claims(scale: str) -> pd.DataFrame:

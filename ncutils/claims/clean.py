@@ -34,7 +34,6 @@ from . import figure_link, judged, table
 
 STUDY = "clean"
 CHAPTER = "clean"
-PER_SEED = True  # claims() reads every seed's run (the others read the mean over seeds)
 ACCURACY = figure_link(CHAPTER, "clean-accuracy")
 RESNET_FIGURE = figure_link(CHAPTER, "clean-resnets")
 SWIN_FIGURE = figure_link(CHAPTER, "clean-swins")

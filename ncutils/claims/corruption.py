@@ -31,7 +31,6 @@ from .clean import Judged, view_name
 
 STUDY = "corruption"
 CHAPTER = "corruption"
-PER_SEED = True  # claims() reads every seed's run
 LEVELS = (0, 1, 2, 3)  # the paper's levels: clean, then CIFAR-10-C severities 1, 3, 5
 SHORT = {"gaussian_noise": "Gaussian", "speckle_noise": "speckle"}  # in the order of the figures
 RUNS_TARGET = "corruption-runs"

@@ -39,7 +39,6 @@ from .clean import Judged, view_name
 
 STUDY = "domain"
 CHAPTER = "domain"
-PER_SEED = True  # claims() reads every seed's run (the others read the mean over seeds)
 FIGURE = figure_link(CHAPTER, "domain-figure")
 SCATTER = figure_link(CHAPTER, "domain-probe-vs-cdnv")
 TABLE = figure_link(CHAPTER, "domain-accuracy")

@@ -40,7 +40,6 @@ from .clean import Judged, view_name
 
 STUDY = "label_noise"
 CHAPTER = "label_noise"
-PER_SEED = True  # claims() reads every seed's run (the unmigrated chapters read the mean over seeds)
 RANDOM_FIGURE = figure_link(CHAPTER, "label-noise-random")
 ACCURACY = figure_link(CHAPTER, "label-noise-accuracy")
 SETTINGS = (("random labels", RANDOM_LABELS, RANDOM_FIGURE),

@@ -35,7 +35,6 @@ from .clean import Judged, view_name
 
 STUDY = "clean"
 CHAPTER = "nc1_vs_cdnv"
-PER_SEED = True  # claims() reads every seed's run (the others read the mean over seeds)
 MEASURES = ("cdnv_sum", "nc1")
 NAMES = {"cdnv_sum": "CDNV", "nc1": "NC1", "nc2": "NC2", "equal_norms": "equal norms", "max_angle": "maximal angle",
          "nc4": "NC4", "ncc_accuracy": "NCC accuracy"}

@@ -32,7 +32,6 @@ from .nc1_vs_cdnv import Cases, LayerRun, layer_runs, run_estimate, share_estima
 
 STUDY = "small_nets"
 CHAPTER = "small_nets"
-PER_SEED = True  # claims() reads every seed's run (the others read the mean over seeds)
 VIEW = ("train", "flat")
 NC4_ZERO = 0.01  # NC4 at most this: the network's decision is the nearest class centre's
 ORDER = {"mlp": 0, "vgg11": 1, "resnet18": 2}

@@ -32,7 +32,6 @@ from .nc1_vs_cdnv import Cases, LayerRun, by_model, run_estimate, share_estimate
 
 STUDY = "train_vs_test"
 CHAPTER = "train_vs_test"
-PER_SEED = True  # claims() reads every seed's run (the others read the mean over seeds)
 GAPS = {"cdnv_sum": ("CDNV", "log10(test/train), decades"), "nc1": ("NC1", "log10(test/train), decades"),
         "nc2": ("NC2", "test - train"), "ncc_accuracy": ("NCC accuracy", "train - test")}
 FEATURES = ("flat", "pooled")

@@ -30,7 +30,6 @@ from .clean import Judged, view_name
 
 STUDY = "vgg_vit"
 CHAPTER = "vgg_vit"
-PER_SEED = True  # claims() reads every seed's run (the others read the mean over seeds)
 VGGS = ("vgg13", "vgg16", "vgg19")
 VITS = ("vit_small", "vit_base")
 VGG_FIGURE = figure_link(CHAPTER, "vgg-figure")
