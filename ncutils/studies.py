@@ -19,8 +19,8 @@ RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 SWINS = ("swin_t", "swin_s", "swin_b", "swin_l")
 RANDOM_LABELS = ("random:0.2", "random:0.4", "random:0.6", "random:0.8")
 CIFAR10N = ("cifar10n:aggre", "cifar10n:random1", "cifar10n:worse")  # the paper's aggre, randn1, worst
-DEPTH_NOISE = "random:0.4"  # below the paper scale, the one noise the deeper ResNet and Swin train under
-DEPTH_LEVEL = 3  # below the paper scale, the one Gaussian-noise level they train under (severity 5)
+DEPTH_NOISE = "random:0.4"  # below the paper scale, the one noise ResNet34 and Swin-T train under
+DEPTH_LEVEL = 3  # below the paper scale, the one Gaussian-noise level ResNet34 trains under (severity 5)
 PAPER_LEVELS = (1, 2, 3)  # appendix A.3: CIFAR-10-C severities 1, 3, 5
 ACTIVATIONS = ("relu", "tanh", "leaky_relu")
 PACS = PACS_DOMAINS  # the loader's domains, in its order (notebooks import this name)
@@ -31,7 +31,13 @@ TARGET_IMAGES_PER_CLASS = 20  # "a limited amount of downstream data" for probin
 SEEDS = 3  # runs whose statistics are compared between models are repeated with seeds 0, 1, 2
 SMOKE_SEEDS = 2  # the fewest that give a spread, for the tests
 SEEDED_CLEAN = ("resnet18", "resnet34", "resnet50", "swin_t", "swin_s")  # depth and architecture, clean
-SEEDED_DEPTH = ("resnet18", "resnet34", "swin_t", "swin_s")  # depth under label noise and corruption
+
+# Below the paper scale a Swin costs 3.5-7 ResNet18s (fp32, one core: Swin-T/S/B*/L* 155/96/71/51
+# images/s, ResNet18 536), and the cpu scale must fit 20 CPU-hours with three seeds of every compared
+# run. So the studies keep the smallest Swin where a pair would be compared: the clean study trains
+# Swin-T and Swin-S (Swin-B*/L* at the paper scale only), the label-noise study Swin-T under
+# DEPTH_NOISE only, and the corruption study ResNets only. Chapters take any model as a parameter.
+SWINS_BELOW_PAPER = ("swin_t", "swin_s")
 
 # Below the paper scale the domain study trains ResNet18, not the paper's ResNet50: with three seeds of
 # four sources, ResNet50 (width 8, fp32, 152 images/s on one core) would cost 4.3 CPU-hours, ResNet18
@@ -55,6 +61,11 @@ def domain_model(scale: str) -> str:
     return "resnet50" if scale == "paper" else DOMAIN_MODEL_BELOW_PAPER
 
 
+def swins(scale: str) -> tuple[str, ...]:
+    """The Swin Transformers of the clean study: all four at the paper scale, :data:`SWINS_BELOW_PAPER` below it."""
+    return SWINS if scale == "paper" else SWINS_BELOW_PAPER
+
+
 def seeds(scale: str) -> range:
     """The seeds of the runs a study repeats (:data:`SEEDS`; :data:`SMOKE_SEEDS` at the smoke scale)."""
     return range(SMOKE_SEEDS if scale == "smoke" else SEEDS)
@@ -76,14 +87,14 @@ def study_configs(name: str, scale: str) -> list[RunConfig]:
 
 @study
 def clean(scale: str) -> list[RunConfig]:
-    """Figures 1, 2, 5, 6: ResNet18-152 and Swin T/S/B*/L* on clean CIFAR-10 (and CIFAR-100).
+    """Figures 1, 2, 5, 6: ResNet18-152 and Swin T/S/B*/L* (T/S below the paper scale) on clean CIFAR-10 (and CIFAR-100).
 
     CIFAR-100 runs are listed at the paper scale only: the offline machines that compute the
     smaller scales have no CIFAR-100 (see the data README); the notebooks show it when present.
     The models of :data:`SEEDED_CLEAN` on CIFAR-10 get :func:`seeds` (depth and architecture compared).
     """
     datasets = ("cifar10", "cifar100") if scale == "paper" else ("cifar10",)
-    return [c for d in datasets for m in RESNETS + SWINS
+    return [c for d in datasets for m in RESNETS + swins(scale)
             for c in repeated(RunConfig.at_scale(m, d, scale), scale, d == "cifar10" and m in SEEDED_CLEAN)]
 
 
@@ -91,15 +102,16 @@ def clean(scale: str) -> list[RunConfig]:
 def label_noise(scale: str) -> list[RunConfig]:
     """Figures 3, 4, 8, 9: random labels (r = 0.2-0.8) and CIFAR-10N (aggre, random1, worse), with clean baselines.
 
-    Paper scale: ResNet18/34 and Swin T/S under every noise. Smaller scales: ResNet18 and Swin T under
-    every noise, ResNet34 and Swin S under :data:`DEPTH_NOISE` only (a run each, beside their clean
-    run of ``clean``): enough to compare depths (claim 4) at a seventh of the cost. Those four models
-    get :func:`seeds` clean and under :data:`DEPTH_NOISE` (the depth comparison).
+    Paper scale: ResNet18/34 and Swin T/S under every noise. Smaller scales: ResNet18 under every
+    noise, ResNet34 and Swin T under :data:`DEPTH_NOISE` only, beside their clean runs: ResNet depths
+    and the two architectures compared at a tenth of the cost (see :data:`SWINS_BELOW_PAPER`). Those
+    models get :func:`seeds` clean and under :data:`DEPTH_NOISE`.
     """
     every = ("clean",) + RANDOM_LABELS + CIFAR10N
-    deeper = every if scale == "paper" else ("clean", DEPTH_NOISE)
-    runs = [(m, n) for m in ("resnet18", "swin_t") for n in every]
-    runs += [(m, n) for m in ("resnet34", "swin_s") for n in deeper]
+    if scale == "paper":
+        runs = [(m, n) for m in ("resnet18", "resnet34", "swin_t", "swin_s") for n in every]
+    else:
+        runs = [("resnet18", n) for n in every] + [(m, n) for m in ("resnet34", "swin_t") for n in ("clean", DEPTH_NOISE)]
     return [c for m, n in runs
             for c in repeated(RunConfig.at_scale(m, "cifar10", scale, noise=n), scale, n in ("clean", DEPTH_NOISE))]
 
@@ -109,13 +121,13 @@ def corruption(scale: str) -> list[RunConfig]:
     """Figures 10-12: Gaussian noise (ResNet and Swin) and speckle noise (ResNet) at the paper's levels 1-3.
 
     Inputs are regenerated with Hendrycks & Dietterich's formulas (ncutils.corruptions), train and
-    test alike. Paper scale: ResNet18/34 and Swin T/S at every level. Smaller scales: ResNet18 and
-    Swin T at every level, ResNet34 and Swin S under Gaussian noise at :data:`DEPTH_LEVEL` only
-    (beside their clean runs): enough to compare depths at a third of the cost. Those four models get
-    :func:`seeds` clean and under Gaussian noise at :data:`DEPTH_LEVEL` (the depth comparison).
+    test alike. Paper scale: ResNet18/34 and Swin T/S at every level. Smaller scales: ResNets only
+    (see :data:`SWINS_BELOW_PAPER`), ResNet18 at every level, ResNet34 under Gaussian noise at
+    :data:`DEPTH_LEVEL` only (beside its clean run). Both get :func:`seeds` clean and under Gaussian
+    noise at :data:`DEPTH_LEVEL` (the depth comparison).
     """
     paper = scale == "paper"
-    every, deeper = ("resnet18", "swin_t"), ("resnet34", "swin_s")
+    every, deeper = (("resnet18", "swin_t"), ("resnet34", "swin_s")) if paper else (("resnet18",), ("resnet34",))
     deeper_levels = PAPER_LEVELS if paper else (DEPTH_LEVEL,)
     speckled = ("resnet18", "resnet34") if paper else ("resnet18",)
     runs = [(m, "clean") for m in every + deeper]
@@ -172,11 +184,12 @@ def small_nets(scale: str) -> list[RunConfig]:
 
 @study
 def train_vs_test(scale: str) -> list[RunConfig]:
-    """Collapse on the training vs the test split (appendix A.1 measures ImageNet on test): ResNet18/50, Swin T/B.
+    """Collapse on the training vs the test split (appendix A.1 measures ImageNet on test): ResNet18/50, Swin T/B (T/S below the paper scale).
 
     Every run measures both splits, so these are runs of ``clean`` and cost nothing more.
     """
-    return [RunConfig.at_scale(m, "cifar10", scale) for m in ("resnet18", "resnet50", "swin_t", "swin_b")]
+    swin_pair = ("swin_t", "swin_b") if scale == "paper" else SWINS_BELOW_PAPER
+    return [RunConfig.at_scale(m, "cifar10", scale) for m in ("resnet18", "resnet50") + swin_pair]
 
 
 @study
