@@ -17,6 +17,7 @@ from .claims import (VERDICT_COLOURS, VERDICTS, corruption, domain, label_noise,
                      train_vs_test)
 from .claims.clean import DATASETS
 from .claims.vgg_vit import log_linear_line
+from .show import legend_below, show, wrapped
 from .studies import ACTIVATIONS, PACS
 
 # (measure, axis label, log scale) of the paper's rows
@@ -34,9 +35,9 @@ def layer_figure(frames: list[pd.DataFrame], rows: list[tuple[str, str, bool]], 
     """One panel per (frame, row): ``frames[i]`` holds the rows of measure ``rows[i][0]``. Runs repeated over
     seeds are drawn as their mean with a band of two standard errors; models and noises keep one colour
     (:mod:`ncutils.palette`)."""
-    fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.4), squeeze=False)
+    fig, axes = panel_grid(len(rows), 2, 3.6, 2.9)
     legend_panel = max((i for i, f in enumerate(frames) if not f.empty), default=None)
-    for i, (ax, frame, (_, label, log)) in enumerate(zip(axes[0], frames, rows)):
+    for i, (ax, frame, (_, label, log)) in enumerate(zip(axes, frames, rows)):
         ax.set(ylabel=label, xlabel="layer (block)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are numbered, not measured
         if frame.empty:
@@ -49,15 +50,11 @@ def layer_figure(frames: list[pd.DataFrame], rows: list[tuple[str, str, bool]], 
         if log:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    if legend_panel is not None:
-        sns.move_legend(axes[0][legend_panel], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
-    fig.suptitle(title)
+    fig.suptitle(wrapped(title))
     fig.tight_layout()
+    if legend_panel is not None:
+        legend_below(fig, axes[legend_panel])
     return fig
-
-
-def _legend_right(ax) -> None:
-    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
 
 
 def _no_runs(ax) -> None:
@@ -86,7 +83,7 @@ def family_figure(metrics: pd.DataFrame, models, rows, title: str, note: str, *,
             slope, intercept = log_linear_line(curve.value)
             x = curve["layer number"].to_numpy()
             fig.axes[0].plot(x, 10 ** (intercept + slope * x), "--", color=colors[model], linewidth=1)
-        plt.show()
+        show()
 
 
 def probe_vs_cdnv(metrics: pd.DataFrame, note: str) -> None:
@@ -99,9 +96,9 @@ def probe_vs_cdnv(metrics: pd.DataFrame, note: str) -> None:
     _, ax = plt.subplots()
     sns.scatterplot(data=cdnv.merge(probe, on=keys), x="CDNV", y="probe accuracy", hue="model", style="model", ax=ax)
     ax.set_xscale("log")
-    ax.set_title(f"Per layer: CDNV vs linear-probe test accuracy ({note})")
-    _legend_right(ax)
-    plt.show()
+    ax.set_title(wrapped(f"Per layer: CDNV vs linear-probe test accuracy ({note})", 60))
+    legend_below(ax.figure, ax)
+    show()
 
 
 def noise_figures(metrics: pd.DataFrame, configs, noises, title: str, note: str) -> None:
@@ -118,7 +115,7 @@ def noise_figures(metrics: pd.DataFrame, configs, noises, title: str, note: str)
                            hue_order=[n for n in ("clean",) + tuple(noises) if n in set(frame.noise)],
                            title=f"{model}, {title} ({note})")
         fig.axes[2].axhline(1.0, color="grey", linestyle="--", linewidth=1)
-        plt.show()
+        show()
 
 
 LEVELS = {0: "level 0 (clean)", 1: "level 1 (severity 1)", 2: "level 2 (severity 3)", 3: "level 3 (severity 5)"}
@@ -142,7 +139,7 @@ def corruption_figures(found, name: str, family: str, note: str) -> None:
                            hue="level", hue_order=list(LEVELS.values()),
                            title=f"{model}, CIFAR-10 with {corruption.SHORT[name]} noise ({note})")
         fig.axes[2].axhline(1.0, color="grey", linestyle="--", linewidth=1)
-        plt.show()
+        show()
 
 
 def panel_grid(count: int, columns: int, width: float, height: float, **kwargs):
@@ -162,7 +159,7 @@ def corruption_accuracy(found, note: str) -> None:
         return
     panels = [corruption.accuracy_rows(found.summaries, model, name) for model, name in settings]
     legend_at = max((i for i, frame in enumerate(panels) if not frame.empty), default=None)
-    fig, axes = panel_grid(len(settings), 3, 3.6, 3.2, sharey=True)
+    fig, axes = panel_grid(len(settings), 2, 3.6, 3.0, sharey=True)
     for i, (ax, (model, name), frame) in enumerate(zip(axes, settings, panels)):
         ax.set(title=f"{model}, {corruption.SHORT[name]} noise", xlabel="corruption level", xticks=corruption.LEVELS,
                xlim=(-0.2, 3.2), ylabel="test accuracy")
@@ -172,11 +169,11 @@ def corruption_accuracy(found, note: str) -> None:
         sns.lineplot(data=frame, x="level", y="accuracy", hue="test inputs", hue_order=["corrupted", "clean"],
                      style="test inputs", marker="o", ax=ax, legend=i == legend_at)
         ax.grid(alpha=0.3)
-    if legend_at is not None:
-        _legend_right(axes[legend_at])
-    fig.suptitle(f"Test accuracy per corruption level ({note})")
+    fig.suptitle(wrapped(f"Test accuracy per corruption level ({note})"))
     fig.tight_layout()
-    plt.show()
+    if legend_at is not None:
+        legend_below(fig, axes[legend_at])
+    show()
 
 
 PALETTE = palette.DOMAIN_COLOURS  # one colour per source model, in every figure
@@ -189,7 +186,7 @@ def domain_figure(metrics: pd.DataFrame, note: str) -> None:
     if cdnv.empty:
         print(f"no stored runs yet ({note})")
         return
-    fig, axes = plt.subplots(len(PACS), 2, figsize=(9, 2.6 * len(PACS)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(PACS), 2, figsize=(7.4, 2.6 * len(PACS)), sharex=True, squeeze=False)
     for row, target in zip(axes, PACS):
         for ax, frame, (_, label, log) in zip(row, (cdnv, probe), (CDNV, PROBE)):
             frame = frame[frame.target == target]
@@ -209,9 +206,9 @@ def domain_figure(metrics: pd.DataFrame, note: str) -> None:
     handles = [plt.Line2D([], [], color=PALETTE[s], marker="o", label=s) for s in PACS if s in set(cdnv.source)]
     fig.legend(handles=handles, title="source model", loc="lower center", ncol=len(handles), frameon=False)
     models = ", ".join(sorted(set(cdnv.model)))
-    fig.suptitle(f"{models} pretrained on each PACS domain, measured on the others\n({note})", fontsize=10)
+    fig.suptitle(wrapped(f"{models} pretrained on each PACS domain, measured on the others ({note})"))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    plt.show()
+    show()
 
 
 def domain_scatter(metrics: pd.DataFrame, note: str) -> None:
@@ -232,9 +229,9 @@ def domain_scatter(metrics: pd.DataFrame, note: str) -> None:
     ax.set_xscale("log")
     ax.axhline(domain.CHANCE, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel(CDNV[1] + ", on the target")
-    ax.set_title(f"Every layer of every source model on each target\n({note})", fontsize=9)
-    _legend_right(ax)
-    plt.show()
+    ax.set_title(wrapped(f"Every layer of every source model on each target ({note})", 60))
+    legend_below(ax.figure, ax)
+    show()
 
 
 def relative_shapes(metrics: pd.DataFrame, note: str) -> None:
@@ -248,13 +245,13 @@ def relative_shapes(metrics: pd.DataFrame, note: str) -> None:
     shapes = pd.DataFrame([{"run": run, "measure": names[m], "layer number": i + 1, "value": v / values[0]}
                            for run, curves in per_run.items() for m, values in curves.items()
                            for i, v in enumerate(values)])
-    grid = sns.relplot(data=shapes, x="layer number", y="value", hue="measure", col="run", col_wrap=min(4, len(per_run)),
+    grid = sns.relplot(data=shapes, x="layer number", y="value", hue="measure", col="run", col_wrap=min(2, len(per_run)),
                        kind="line", marker="o", markersize=4, height=2.6, aspect=1.2, facet_kws={"sharex": False})
     grid.set(yscale="log", ylabel="value / value at layer 1", xlabel="layer (block)")
     grid.set_titles("{col_name}")
     grid.tight_layout()
-    grid.figure.suptitle(f"CDNV and NC1 relative to the first layer ({note})", y=1.02)
-    plt.show()
+    grid.figure.suptitle(wrapped(f"CDNV and NC1 relative to the first layer ({note})"), y=1.02)
+    show()
 
 
 SMALL_NETS = {"models": ("mlp", "vgg11", "resnet18"), "datasets": ("fashion-mnist", "cifar10")}
@@ -277,7 +274,7 @@ def parker_figures(found, measure: str, note: str) -> None:
     for k, act in enumerate(ACTIVATIONS):
         chosen = rows[rows.key.map(lambda key: runs[key][2]) == act].assign(
             state=lambda t: t.epochs.map(lambda e: "trained" if e > 0 else "initialisation")) if len(rows) else rows
-        fig, axes = plt.subplots(len(models), len(datasets), figsize=(8, 2.4 * len(models)), squeeze=False)
+        fig, axes = plt.subplots(len(models), len(datasets), figsize=(7.2, 2.4 * len(models)), squeeze=False)
         for (i, model), (j, dataset) in ((a, b) for a in enumerate(models) for b in enumerate(datasets)):
             ax = axes[i][j]
             panel = chosen[(chosen.model == model) & (chosen.dataset == dataset)] if len(chosen) else chosen
@@ -293,11 +290,11 @@ def parker_figures(found, measure: str, note: str) -> None:
             ax.grid(alpha=0.3)
         for (i, j), ax in np.ndenumerate(axes):
             ax.set(xlabel="layer" if i == len(models) - 1 else "", ylabel=label if j == 0 else "")
-        if axes[0][-1].get_legend():
-            _legend_right(axes[0][-1])
-        fig.suptitle(f"{f'Figure {first + 4 * k}: ' if first else ''}{label}, {NAMES[act]} networks ({note})")
+        fig.suptitle(wrapped(f"{f'Figure {first + 4 * k}: ' if first else ''}{label}, {NAMES[act]} networks ({note})"))
         fig.tight_layout()
-        plt.show()
+        if axes[0][-1].get_legend():
+            legend_below(fig, axes[0][-1])
+        show()
 
 
 def split_figures(metrics: pd.DataFrame, models, note: str) -> None:
@@ -311,7 +308,7 @@ def split_figures(metrics: pd.DataFrame, models, note: str) -> None:
         panels = [pd.concat([frames.layer_rows(run, m, split=split) for split in ("train", "test")]) for m, _, _ in rows]
         layer_figure(panels, rows, hue="split", hue_order=["train", "test"],
                      title=f"{model} on CIFAR-10, training vs test split ({note})")
-        plt.show()
+        show()
 
 
 def gap_figure(metrics: pd.DataFrame, models, note: str) -> None:
@@ -325,7 +322,7 @@ def gap_figure(metrics: pd.DataFrame, models, note: str) -> None:
                        title=f"Test-vs-train gap per layer on CIFAR-10 ({note})")
     for ax in fig.axes[:len(rows)]:
         ax.axhline(0.0, color="grey", linestyle="--", linewidth=1)
-    plt.show()
+    show()
 
 
 def verdict_bars(counts: pd.DataFrame, note: str) -> None:
@@ -335,24 +332,27 @@ def verdict_bars(counts: pd.DataFrame, note: str) -> None:
         return
     ax = per_chapter.iloc[::-1].plot.barh(stacked=True, color=[VERDICT_COLOURS[v] for v in VERDICTS],
                                           figsize=(7, 0.6 * len(per_chapter) + 1.4), width=0.7)
-    ax.set(xlabel="claims", ylabel="", title=f"Verdicts per chapter ({note})")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    ax.set(xlabel="claims", ylabel="", title=wrapped(f"Verdicts per chapter ({note})", 60))
     plt.tight_layout()
-    plt.show()
+    legend_below(ax.figure, ax)
+    show()
 
 
 def training_curves(logs: pd.DataFrame, scale: str) -> None:
-    """Training accuracy per epoch of every run (``logs``: one row per epoch with a ``run`` column); dashed: 99%."""
+    """Training accuracy per epoch of every run (``logs``: one row per epoch with ``run`` and ``model`` columns),
+    one colour per model; dashed: 99%."""
     if logs.empty:
         print("no stored runs yet")
         return
-    _, ax = plt.subplots()
-    sns.lineplot(logs, x="epoch", y="acc", hue="run", linewidth=1, ax=ax)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    models = list(dict.fromkeys(logs.model))
+    sns.lineplot(logs, x="epoch", y="acc", hue="model", units="run", estimator=None, linewidth=0.8, ax=ax,
+                 hue_order=models, palette=palette.colours("model", models))
     ax.axhline(frames.TERMINAL, color="grey", linestyle="--", linewidth=1)
-    ax.set(ylabel="training accuracy",
-           title=f"Training accuracy per epoch of every stored run ({scale} scale); dashed: {frames.TERMINAL:.0%}")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize="small")
-    plt.show()
+    ax.set(ylabel="training accuracy", title=wrapped(f"Training accuracy per epoch of every stored run ({scale} "
+                                                     f"scale); dashed: {frames.TERMINAL:.0%}", 60))
+    legend_below(fig, ax)
+    show()
 
 
 def measures_figure(table: pd.DataFrame, x: str, title: str, log=("CDNV (sum)", "NC1")) -> None:
@@ -360,7 +360,7 @@ def measures_figure(table: pd.DataFrame, x: str, title: str, log=("CDNV (sum)", 
     negative) on a log axis: their zeros (values below 1e-12 of the panel's largest: rounding) cannot be drawn
     there, and the panel says where they are."""
     names = [c for c in table.columns if c != x]
-    fig, axes = panel_grid(len(names), 4, 3.0, 2.5)
+    fig, axes = panel_grid(len(names), 2, 3.4, 2.6)
     for ax, name in zip(axes, names):
         values = table[name]
         zero = values <= 1e-12 * values.abs().max()
@@ -373,9 +373,9 @@ def measures_figure(table: pd.DataFrame, x: str, title: str, log=("CDNV (sum)", 
             ax.text(0.97, 0.95, f"0 at {x} = {', '.join(f'{v:g}' for v in zeros)}\n(off the log axis)",
                     ha="right", va="top", transform=ax.transAxes, fontsize="small")
         ax.grid(alpha=0.3)
-    fig.suptitle(title)
+    fig.suptitle(wrapped(title))
     fig.tight_layout()
-    plt.show()
+    show()
 
 
 def plot_layers(table: pd.DataFrame, *, title: str = "", hue: str = "model") -> plt.Figure:

@@ -2,7 +2,11 @@
 
 ``site_problems`` opens every page of a built site and lists what a reader would find broken: a page
 without content, a script error, a missing script or stylesheet, an image that does not show or a
-figure file under 1 kB, a link to a missing file or to an #anchor that is not on its page.
+figure file under 1 kB, a link to a missing file or to an #anchor that is not on its page; and a
+figure (an image in the page's article) without a caption, without alt text (or with a file name for
+one), not linked to its full-size image, or whose smallest text shows under 9 pt (12 CSS pixels) at
+the browser's width of 1280 pixels. That size is the figure's smallest text in pixels, which
+``ncutils.show`` writes into the PNG, times the scale at which the page shows it.
 tests/test_book.py runs it on the smoke build of the book; the tests here run it on tiny hand-made
 sites with one defect each, so that the book's test is known to fail when the book is broken.
 """
@@ -16,8 +20,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+
+from ncutils.show import READABLE_PX, TEXT_PX_KEY
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 INSTALL = ("install Debian's Chromium and its driver: `apt-get install chromium chromium-driver` (as root; "
@@ -43,7 +50,9 @@ Promise.all([typeset.catch(() => null), ...images.map(i => i.decode().catch(() =
        .concat([...document.querySelectorAll("a[name]")].map(a => a.name)),
   links: [...document.querySelectorAll("a[href]")].map(a => a.href),
   resources: [...document.querySelectorAll("script[src], link[rel=stylesheet][href]")].map(e => e.src || e.href),
-  images: images.map(i => ({src: i.currentSrc || i.src, width: i.naturalWidth, figure: !!i.closest("article")})),
+  images: images.map(i => ({src: i.currentSrc || i.src, width: i.naturalWidth, shown: i.clientWidth, alt: i.alt,
+                            figure: !!i.closest("article"), link: (i.closest("a[href]") || {}).href || "",
+                            caption: ((i.closest("figure") || {}).querySelector?.("figcaption") || {}).innerText || ""})),
 }));
 """
 
@@ -118,6 +127,8 @@ def site_problems(driver, root: Path) -> list[str]:
                 problems.append(f"{name}: image does not show: {image['src']}")
             elif image["figure"] and target and target[0].stat().st_size < MIN_FIGURE_BYTES:
                 problems.append(f"{name}: figure file under {MIN_FIGURE_BYTES} bytes: {image['src']}")
+            if image["width"] and image["figure"] and target:
+                problems += [f"{name}: {p}: {image['src']}" for p in figure_problems(image, target[0])]
     for page, info in described.items():
         name = page.relative_to(root)
         for url in info["links"]:
@@ -134,6 +145,25 @@ def site_problems(driver, root: Path) -> list[str]:
     return problems
 
 
+def figure_problems(image: dict, path: Path) -> list[str]:
+    """What keeps a reader from reading a figure (``image`` as DESCRIBE_PAGE describes it, ``path`` its file)."""
+    problems = []
+    if not image["caption"].strip():
+        problems.append("figure without a caption")
+    if not image["alt"].strip() or image["alt"] in image["src"] or path.name in image["alt"]:
+        problems.append(f"figure without alt text (alt {image['alt']!r})")
+    if image["link"] != image["src"]:
+        problems.append("figure not linked to its full-size image")
+    with Image.open(path) as png:
+        smallest = png.info.get(TEXT_PX_KEY)
+    if smallest is None:
+        problems.append(f"figure without its text size ({TEXT_PX_KEY}: draw it through ncutils.show)")
+    elif float(smallest) * image["shown"] / image["width"] < READABLE_PX:
+        problems.append(f"figure text {float(smallest) * image['shown'] / image['width']:.1f} px as displayed "
+                        f"(under {READABLE_PX:g} px, 9 pt)")
+    return problems
+
+
 def save_screenshot(driver, page: Path, png: Path, max_height: int = 12000) -> Path:
     """A PNG of the whole page (up to ``max_height`` pixels), as a reader sees it at 1280 pixels wide."""
     driver.get(page.as_uri())
@@ -147,11 +177,18 @@ def save_screenshot(driver, page: Path, png: Path, max_height: int = 12000) -> P
     return png
 
 
-def _png(path: Path, side: int) -> None:
-    """A real PNG image of side x side pixels, noisy so that it does not compress below 1 kB."""
-    from PIL import Image
+def _png(path: Path, side: int, text_px: float = 15.0) -> None:
+    """A real PNG image of side x side pixels, noisy so that it does not compress below 1 kB, whose smallest
+    text is ``text_px`` pixels (as ``ncutils.show`` records it)."""
+    from PIL.PngImagePlugin import PngInfo
 
-    Image.effect_noise((side, side), 64).convert("RGB").save(path)
+    info = PngInfo()
+    info.add_text(TEXT_PX_KEY, str(text_px))
+    Image.effect_noise((side, side), 64).convert("RGB").save(path, pnginfo=info)
+
+
+FIGURE = ('<figure><a href="figure.png"><img src="figure.png" alt="noise" style="width: {width}px"></a>'
+          "<figcaption>How to read it.</figcaption></figure>")
 
 
 def _page(body: str, title: str = "page") -> str:
@@ -167,12 +204,17 @@ def site(tmp_path):
         '<h1 id="top">Index</h1><p><a href="sub/chapter.html#results">results</a> '
         '<a href="#top">top</a> <a href="https://example.org/">the web</a></p>'))
     (tmp_path / "sub" / "chapter.html").write_text(_page(
-        '<h1 id="results">Results</h1><img src="figure.png"><a href="../index.html">back</a>'))
+        '<h1 id="results">Results</h1>' + FIGURE.format(width=64) + '<a href="../index.html">back</a>'))
     return tmp_path
 
 
 def test_a_working_site_has_no_problems(browser, site):
     assert site_problems(browser, site) == []
+
+
+def _figure(site: Path, figure: str) -> None:
+    (site / "sub" / "chapter.html").write_text(_page('<h1 id="results">Results</h1>' + figure.format(width=64)
+                                                     + '<a href="../index.html">back</a>'))
 
 
 @pytest.mark.parametrize("defect, expected", [
@@ -189,8 +231,15 @@ def test_a_working_site_has_no_problems(browser, site):
     (lambda s: (s / "index.html").write_text(_page("", title="")), "index.html: the page shows nothing"),
     (lambda s: (s / "index.html").write_text(_page(r'<p>CDNV <span class="math">\(\sigma_k^2\)</span></p>')),
      "index.html: maths not rendered (0 of 1 formulas, raw"),
+    (lambda s: _figure(s, FIGURE.replace("<figcaption>How to read it.</figcaption>", "")),
+     "sub/chapter.html: figure without a caption"),
+    (lambda s: _figure(s, FIGURE.replace('alt="noise"', 'alt="figure.png"')), "sub/chapter.html: figure without alt text"),
+    (lambda s: _figure(s, FIGURE.replace('<a href="figure.png">', "<a>")),
+     "sub/chapter.html: figure not linked to its full-size image"),
+    (lambda s: _png(s / "sub" / "figure.png", 64, text_px=20) or _figure(s, FIGURE.format(width=32)),
+     "sub/chapter.html: figure text 10.0 px as displayed"),
 ], ids=["missing figure", "empty figure", "missing anchor", "missing page", "script error", "missing script",
-        "empty page", "raw maths"])
+        "empty page", "raw maths", "no caption", "file name for alt", "no full-size link", "small text"])
 def test_each_defect_is_found(browser, site, defect, expected):
     defect(site)
     problems = site_problems(browser, site)

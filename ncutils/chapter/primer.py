@@ -11,6 +11,7 @@ import seaborn as sns
 
 from .. import metrics
 from ..plots import panel_grid
+from ..show import show
 
 MEASURES = {"CDNV (sum)": metrics.cdnv, "NC1": metrics.nc1, "NC2": metrics.nc2, "equal norms": metrics.equal_norms,
             "max angle": metrics.max_angle}
@@ -196,13 +197,13 @@ def collapse_figure(snapshots: pd.DataFrame, title: str) -> None:
                **({"ylim": (-half, half), "aspect": "equal"} if plane else {"ylim": (-1.5, 1.5)}))
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
-    plt.show()
+    show()
 
 
 def etf_figure(seed: int = 0) -> None:
     """The simplex ETF of K = 3 classes in 2-D and of K = 4 in 3-D: unit vectors from the global mean (the
     origin) with pairwise cosine -1/(K-1); dotted, the simplex their tips span."""
-    fig = plt.figure(figsize=(8, 3.8))
+    fig = plt.figure(figsize=(7.6, 3.8))
     for i, (k, dim) in enumerate([(3, 2), (4, 3)]):
         etf = simplex_etf(k, dim, np.random.default_rng(seed))
         ax = fig.add_subplot(1, 2, i + 1, **({"projection": "3d"} if dim == 3 else {"aspect": "equal"}))
@@ -218,4 +219,4 @@ def etf_figure(seed: int = 0) -> None:
             ax.view_init(elev=15, azim=35)
             ax.set_box_aspect(np.ptp(etf, axis=0))  # equal scales: the angles as they are
     fig.tight_layout()
-    plt.show()
+    show()

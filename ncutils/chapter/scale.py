@@ -75,9 +75,10 @@ def terminal(summaries: pd.DataFrame) -> tuple[str, pd.DataFrame]:
 
 
 def training_logs(runs: dict[RunConfig, RunRecord]) -> pd.DataFrame:
-    """The per-epoch training log of every trained run, with a ``run`` column naming it."""
+    """The per-epoch training log of every trained run, with a ``run`` column naming it and its ``model``."""
     logs = [r.train_log.assign(run=f"{c.model} {c.dataset}" + ("" if c.noise == "clean" else f" {c.noise}")
-                                   + ("" if c.corruption == "clean" else f" {c.corruption}"))
+                                   + ("" if c.corruption == "clean" else f" {c.corruption}") + f" seed {c.seed}",
+                               model=c.model)
             for c, r in runs.items() if c.epochs > 0]
     return pd.concat(logs, ignore_index=True) if logs else pd.DataFrame()
 
