@@ -12,7 +12,7 @@ from ncutils import plots
 from ncutils.book import ChapterFailed, execute
 from ncutils.chapter import ParameterError, check_parameters
 from ncutils.chapter.pages import NOTEBOOKS
-from ncutils.chapter.primer import Simulation, checks, simplex_etf
+from ncutils.chapter.primer import Simulation, checks, collapse_animation, simplex_etf
 
 matplotlib.use("Agg")
 PRIMER = dict(per_class=20, steps=5, seed=0)
@@ -95,6 +95,12 @@ def test_cdnv_and_nc1_are_drawn_on_log_axes(monkeypatch):
     plots.plt.close("all")
 
 
+def test_the_collapse_animation_has_a_frame_per_t_and_loads_nothing_from_the_network():
+    html = collapse_animation(Simulation(3, 2, 20, 0), frames=6).data
+    assert html.count("data:image/png;base64") == 6 and 'type="range"' in html
+    assert "http://" not in html and "https://" not in html
+
+
 # --- the chapters, executed -------------------------------------------------------------------------------
 
 def test_the_primer_runs_with_three_classes_in_two_dimensions(tmp_path, monkeypatch):
@@ -104,6 +110,10 @@ def test_the_primer_runs_with_three_classes_in_two_dimensions(tmp_path, monkeypa
     assert "holds: CDNV, NC1, NC2, equal norms, max angle and NC3 fall at every step" in text
     assert "DOES NOT HOLD" not in text and "K(K-1) = 6 pairs" in text
     assert images(out) == 2  # the collapse in the plane and every measure along it
+    notebook = nbformat.read(out, as_version=4)
+    players = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+               if 'type="range"' in str(o.get("data", {}).get("text/html", ""))]
+    assert len(players) == 1  # the collapse with a slider over t
 
 
 def test_the_primer_refuses_too_few_dimensions_in_its_first_cell(tmp_path):

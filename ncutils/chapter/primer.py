@@ -2,6 +2,7 @@
 do not memorize label noise, each read by the book's measures (no dataset, no training), and their pictures."""
 from __future__ import annotations
 
+import re
 from itertools import combinations
 
 import matplotlib.pyplot as plt
@@ -11,7 +12,7 @@ import seaborn as sns
 
 from .. import metrics
 from ..plots import panel_grid
-from ..show import show
+from ..show import enlarge_small_text, show
 
 MEASURES = {"CDNV (sum)": metrics.cdnv, "NC1": metrics.nc1, "NC2": metrics.nc2, "equal norms": metrics.equal_norms,
             "max angle": metrics.max_angle}
@@ -180,7 +181,7 @@ def collapse_figure(snapshots: pd.DataFrame, title: str) -> None:
     times, classes = list(dict.fromkeys(snapshots.t)), sorted(set(snapshots["class"]))
     colours = sns.color_palette("tab10" if len(classes) <= 10 else "husl", len(classes))
     plane = snapshots.attrs.get("plane", True)
-    fig, axes = panel_grid(len(times), len(times), 2.7, 3.1 if plane else 1.8)
+    fig, axes = panel_grid(len(times), 3, 2.5, 2.9 if plane else 1.8)
     vertices = snapshots[snapshots.kind == "ETF vertex"]
     least = 1.25 * np.abs(vertices[["x", "y"] if plane else ["x"]].to_numpy()).max()
     for ax, t in zip(axes, times):
@@ -198,6 +199,42 @@ def collapse_figure(snapshots: pd.DataFrame, title: str) -> None:
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     show()
+
+
+def collapse_animation(simulation: Simulation, frames: int = 21):
+    """The collapse as an animation with a slider over t (0 -> 1), self-contained HTML (matplotlib's
+    JavaScript player, frames embedded: it plays offline): the picture of :func:`collapse_figure`, one t
+    per frame, on fixed axes that hold every frame's samples."""
+    from IPython.display import HTML
+    from matplotlib.animation import FuncAnimation
+
+    times = np.linspace(0, 1, frames)
+    snapshots = simulation.snapshots(times)
+    plane = snapshots.attrs.get("plane", True)
+    columns = ["x", "y"] if plane else ["x"]
+    half = 1.1 * float(snapshots[snapshots.kind != "class mean"][columns].abs().quantile(0.99).max())
+    colours = sns.color_palette("tab10" if simulation.num_classes <= 10 else "husl", simulation.num_classes)
+    fig, ax = plt.subplots(figsize=(4.6, 4.6 if plane else 2.4))
+
+    def draw(i: int) -> None:
+        ax.clear()
+        at = snapshots[snapshots.t == times[i]]
+        for k, colour in enumerate(colours):
+            of = at[at["class"] == k]
+            samples, mean = of[of.kind == "sample"], of[of.kind == "class mean"]
+            ax.scatter(samples.x, samples.y, s=6, color=colour, alpha=0.4, linewidths=0)
+            ax.scatter(mean.x, mean.y, s=80, color=colour, edgecolors="black", linewidths=1, zorder=3)
+        vertices = at[at.kind == "ETF vertex"]
+        ax.scatter(vertices.x, vertices.y, s=50, marker="x", color="black", zorder=4)
+        ax.set(title=f"t = {times[i]:.2f}", xlim=(-half, half), xticks=[], yticks=[],
+               **({"ylim": (-half, half), "aspect": "equal"} if plane else {"ylim": (-1.5, 1.5)}))
+        enlarge_small_text(fig)
+
+    animation = FuncAnimation(fig, draw, frames=frames)
+    html = animation.to_jshtml(fps=4, default_mode="once")
+    plt.close(fig)
+    # the player's icons: the book's own Font Awesome (its theme's), not the player's CDN stylesheet
+    return HTML(re.sub(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">', "", html))
 
 
 def etf_figure(seed: int = 0) -> None:
