@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh clone (each creates the environment on first use):
-#   make book    build the book into book/_build/html (cpu scale, from stored results)
+#   make book    build the book into book/_build/html (cpu scale, from stored results): the static site,
+#                ready to publish as it is (.github/workflows/book.yml publishes it on GitHub Pages)
 #   make test    run the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -7,8 +8,13 @@ PY := $(VENV)/bin/python
 # The data root: datasets live here (git-ignored). Offline, they are laid out from ../shared/data.
 export NCUTILS_DATA ?= $(CURDIR)/data
 SHARED_DATA := $(CURDIR)/../shared/data
+# The one setting of the launch buttons: the repository's public GitHub URL (https://github.com/OWNER/REPO).
+# Set (make book REPO_URL=...), every chapter gets a Binder button (and a Colab one once `make colab`'s
+# notebooks are committed) and the pages a repository button; empty (the default), no button, and no page
+# links to or loads anything from the network.
+export REPO_URL ?=
 
-.PHONY: test book data env browser clean
+.PHONY: test book colab data env browser clean
 env: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +42,11 @@ test: data browser
 
 book: data
 	$(PY) -m ncutils.book --scale cpu
+
+# Colab opens only .ipynb files from GitHub: notebooks/colab/*.ipynb, the sources with a first cell that clones
+# the repository (REPO_URL) and installs ncutils. Commit them; until then the book shows no Colab button.
+colab: env
+	$(PY) -m ncutils.book --colab-notebooks
 
 clean:
 	rm -rf book/_build book/_executed

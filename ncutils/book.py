@@ -2,6 +2,12 @@
 
     python -m ncutils.book --scale cpu            # from stored results (default; no training)
     python -m ncutils.book --scale smoke --compute   # every run computed from nothing (the tests do this)
+    REPO_URL=https://github.com/OWNER/REPO python -m ncutils.book   # with launch buttons (Binder, Colab)
+    python -m ncutils.book --colab-notebooks        # notebooks/colab/*.ipynb, what Colab's buttons open
+
+The site, ``book/_build/html``, is static and ready to publish as it is (``make book`` builds it; the workflow
+``.github/workflows/book.yml`` publishes it on GitHub Pages): no page loads anything from the network. One
+setting, the repository's public GitHub URL (``REPO_URL``), adds launch buttons (:func:`book_config`).
 
 Chapters are the ``_executed/<name>`` entries of ``book/_toc.yml``; each is ``notebooks/<name>.md``
 (jupytext) executed with parameters ``scale`` and ``compute`` into ``book/_executed/<name>.ipynb``.
@@ -11,19 +17,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import jupytext
+import nbformat
 import papermill
+import yaml
 
 from .chapter.pages import BOOK, EXECUTED, NOTEBOOKS, chapters
 from .paths import PACKAGE_PARENT
 from .scales import SCALES
 
-__all__ = ["BOOK", "NOTEBOOKS", "ChapterFailed", "build", "chapters", "execute"]
+__all__ = ["BOOK", "NOTEBOOKS", "ChapterFailed", "book_config", "build", "chapters", "colab_notebooks", "execute",
+           "render"]
+REPO_URL = "REPO_URL"  # the environment (and make) variable holding the one setting: the repository's URL
+GITHUB = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+")
+BINDER, COLAB = "https://mybinder.org", "https://colab.research.google.com"
+COLAB_NOTEBOOKS = "notebooks/colab"  # in the repository: Colab's copies of the sources (colab_notebooks)
+EXTENSION = "ncutils.book"  # this module, as the Sphinx extension that points the launch buttons at sources
 
 
 class ChapterFailed(RuntimeError):
@@ -81,9 +96,135 @@ def _hide_injected_parameters(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def build(scale: str = "cpu", compute: bool = False, book: Path = BOOK, into: Path | None = None) -> Path:
-    """Execute every chapter, render the book, return the path of its index.html. ``into``: build a copy of
-    the book's sources there (executed chapters and HTML included), leaving ``book``'s own build untouched."""
+def book_config(book: Path = BOOK, repo_url: str | None = None) -> dict:
+    """``book/_config.yml`` with what follows from one setting, the repository's public GitHub URL (``repo_url``;
+    default: $REPO_URL, else the file's ``repository.url``). Set, the pages get the repository and issue buttons
+    and every notebook page launch buttons: Binder opens its source, ``notebooks/<name>.md`` (as a notebook,
+    through jupytext: the repository's ``postBuild``), Colab its copy ``notebooks/colab/<name>.ipynb`` where that
+    is in the repository (Colab opens only .ipynb files: :func:`colab_notebooks`). Empty (the default), no
+    button: no page links to or loads anything from the network."""
+    config = yaml.safe_load((book / "_config.yml").read_text())
+    repository = config.setdefault("repository", {})
+    url = (os.environ.get(REPO_URL, "") if repo_url is None else repo_url).strip() or (repository.get("url") or "")
+    url = url.strip().rstrip("/").removesuffix(".git")
+    launch, html = config.setdefault("launch_buttons", {}), config.setdefault("html", {})
+    launch.update(binderhub_url="", jupyterhub_url="", colab_url="", thebe=False)
+    html.update(use_repository_button=False, use_issues_button=False, use_edit_page_button=False)
+    repository["url"] = url
+    if not url:
+        return config
+    if not GITHUB.fullmatch(url):
+        raise ValueError(f"the repository URL must be https://github.com/OWNER/REPO (Binder and Colab open GitHub "
+                         f"repositories), not {url!r}")
+    launch.update(binderhub_url=BINDER, colab_url=COLAB)
+    html.update(use_repository_button=True, use_issues_button=True)
+    sphinx = config.setdefault("sphinx", {})
+    sphinx["extra_extensions"] = [*sphinx.get("extra_extensions", []), EXTENSION]
+    return config
+
+
+def launch_sources(pagename: str, root: Path = PACKAGE_PARENT) -> tuple[str | None, str | None]:
+    """(what Binder opens, what Colab opens) for page ``pagename``, relative to the repository ``root``; None
+    where the repository has no such file. Chapter ``_executed/<name>``: ``notebooks/<name>.md``; another
+    page ``_<folder>/<name>``: ``notebooks/<folder>/<name>.md``; Colab's copy of ``notebooks/<path>.md`` is
+    ``notebooks/colab/<path>.ipynb``."""
+    folder, _, name = pagename.rpartition("/")
+    if not folder.startswith("_") or not name:
+        return None, None
+    relative = f"{name}" if folder == EXECUTED else f"{folder.lstrip('_')}/{name}"
+    source, colab = f"notebooks/{relative}.md", f"{COLAB_NOTEBOOKS}/{relative}.ipynb"
+    return (source if (root / source).is_file() else None), (colab if (root / colab).is_file() else None)
+
+
+def retarget(groups: list[dict], built: str, source: str | None, colab: str | None) -> list[dict]:
+    """The theme's header buttons ``groups`` with the launch buttons' links to ``built`` (the executed notebook
+    the page was rendered from, a build output that is not committed) pointed at ``colab`` for Colab and at
+    ``source`` for the others; a button left without a target is dropped, and a group left empty."""
+    out = []
+    for group in groups:
+        if group.get("label") != "launch-buttons":
+            out.append(group)
+            continue
+        buttons = [{**b, "url": b["url"].replace(built, target)} for b in group.get("buttons", [])
+                   for target in [colab if b.get("text") == "Colab" else source] if target and built in b.get("url", "")]
+        if buttons:
+            out.append({**group, "buttons": buttons})
+    return out
+
+
+def _launch_from_sources(app, pagename, templatename, context, doctree) -> None:
+    """Sphinx's ``html-page-context``, after the theme's launch buttons: see :func:`retarget`."""
+    docs = app.config.html_theme_options.get("path_to_docs", "").strip("/")
+    built = f"{docs}/{pagename}.ipynb" if docs else f"{pagename}.ipynb"
+    context["header_buttons"] = retarget(context.get("header_buttons", []), built, *launch_sources(pagename))
+
+
+def setup(app):
+    """This module as a Sphinx extension (:func:`book_config` lists it when the repository URL is set)."""
+    app.connect("html-page-context", _launch_from_sources, priority=900)  # the theme adds its buttons at 501
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+COLAB_SETUP = """# Colab only: the repository (with its stored results) and the ncutils package; elsewhere nothing.
+import os, subprocess, sys
+try:
+    import google.colab  # noqa: F401 (Colab's own package)
+except ImportError:
+    pass
+else:
+    if not os.path.isdir("/content/repo"):
+        subprocess.run(["git", "clone", "--depth", "1", "{url}", "/content/repo"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", "/content/repo"], check=True)
+    sys.path.insert(0, "/content/repo")
+    os.chdir("/content/repo/{folder}")"""
+
+
+def toc_pages(book: Path = BOOK) -> list[str]:
+    """Every page the table of contents lists (the landing page left out)."""
+    toc = yaml.safe_load((book / "_toc.yml").read_text())
+    return [c["file"] for part in [toc, *toc.get("parts", [])] for c in part.get("chapters", [])]
+
+
+def colab_notebooks(repo_url: str | None = None, book: Path = BOOK, root: Path = PACKAGE_PARENT) -> list[Path]:
+    """Write Colab's copy of every page's source, ``notebooks/colab/<path>.ipynb``: the source with a first cell
+    that, in Colab only, clones the repository (``repo_url``, as :func:`book_config` reads it) and installs
+    ncutils. Commit them for the Colab buttons, and write them again after editing a source."""
+    url = book_config(book, repo_url)["repository"]["url"]
+    if not url:
+        raise ValueError(f"no repository URL (set {REPO_URL} or pass --repo-url): Colab's notebooks clone it")
+    written = []
+    for source in filter(None, (launch_sources(page, root)[0] for page in toc_pages(book))):
+        notebook = jupytext.read(root / source)
+        setup_cell = COLAB_SETUP.replace("{url}", url).replace("{folder}", str(Path(source).parent))
+        notebook.cells.insert(0, nbformat.v4.new_code_cell(setup_cell, metadata={"tags": ["colab-setup"]}))
+        notebook.metadata.pop("jupytext", None)
+        out = root / COLAB_NOTEBOOKS / Path(source).relative_to("notebooks").with_suffix(".ipynb")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, out)
+        written.append(out)
+    return written
+
+
+def render(book: Path = BOOK, repo_url: str | None = None) -> Path:
+    """Render the executed pages of ``book`` with :func:`book_config`'s configuration (written beside the
+    build) into ``book/_build/html``, a static site ready to publish (``.nojekyll`` included, for GitHub
+    Pages served from a branch); return its index.html."""
+    config = book / "_build" / "config.yml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(yaml.safe_dump(book_config(book, repo_url), sort_keys=False, allow_unicode=True))
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"  # the CLI installed beside this Python
+    with _this_package_first():  # the extension the configuration may list is this module
+        subprocess.run([str(jupyter_book), "build", str(book), "--config", str(config), "--quiet"], check=True)
+    html = book / "_build" / "html"
+    (html / ".nojekyll").touch()
+    return html / "index.html"
+
+
+def build(scale: str = "cpu", compute: bool = False, book: Path = BOOK, into: Path | None = None,
+          repo_url: str | None = None) -> Path:
+    """Execute every chapter, render the book (:func:`render`, ``repo_url``: see :func:`book_config`), return the
+    path of its index.html. ``into``: build a copy of the book's sources there (executed chapters and HTML
+    included), leaving ``book``'s own build untouched."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
     if into is not None:
@@ -92,9 +233,7 @@ def build(scale: str = "cpu", compute: bool = False, book: Path = BOOK, into: Pa
     for name in chapters(book):
         print(f"executing {name} (scale {scale}{', computing missing runs' if compute else ''})", flush=True)
         execute(name, scale, compute, book)
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"  # the CLI installed beside this Python
-    subprocess.run([str(jupyter_book), "build", str(book), "--quiet"], check=True)
-    return book / "_build" / "html" / "index.html"
+    return render(book, repo_url)
 
 
 def main(argv=None) -> None:
@@ -102,10 +241,17 @@ def main(argv=None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", default="cpu", choices=list(SCALES))
     p.add_argument("--compute", action="store_true", help="compute missing runs instead of failing")
+    p.add_argument("--repo-url", help=f"the repository's public GitHub URL, which adds launch buttons (default: "
+                                      f"${REPO_URL}; empty: none)")
+    p.add_argument("--colab-notebooks", action="store_true",
+                   help=f"write {COLAB_NOTEBOOKS}/*.ipynb (what the Colab buttons open; needs the URL) and exit")
     a = p.parse_args(argv)
     try:
-        index = build(a.scale, a.compute)
-    except (ChapterFailed, FileNotFoundError) as e:
+        if a.colab_notebooks:
+            print("\n".join(str(path) for path in colab_notebooks(a.repo_url)))
+            return
+        index = build(a.scale, a.compute, repo_url=a.repo_url)
+    except (ChapterFailed, FileNotFoundError, ValueError) as e:
         sys.exit(f"book build failed: {e}")
     print(f"book: {index}")
 

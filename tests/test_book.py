@@ -10,6 +10,7 @@ from ncutils.studies import study_configs
 from ncutils.sweep import run_local
 from ncutils.paths import PACKAGE_PARENT as REPO_ROOT
 from test_html import ARTIFACTS, chromium, save_screenshot, site_problems
+from test_publish import LOADS
 
 # Jupyter Book 1's sphinx-thebe adds its inline configuration script twice under Sphinx 7 (inline
 # scripts are not deduplicated): the second copy's `const` raises, the first has set everything.
@@ -24,6 +25,7 @@ def smoke_book(cifar_root, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NCUTILS_RESULTS", str(tmp / "results"))  # smoke runs stay out of data/results
         mp.setenv("NCUTILS_CACHE", str(tmp / "cache"))
+        mp.delenv("REPO_URL", raising=False)  # the default book: no launch buttons (tests/test_publish.py has them)
         # every run of the book computed first by a sweep of two one-thread workers (the machine's two
         # cores), then the chapters executed (compute=True: anything the sweep missed is computed there)
         report = run_local(study_configs("all_runs", "smoke"), store=Store(), workers=2, progress=False)
@@ -57,6 +59,15 @@ def test_no_executed_chapter_shows_progress_bars(smoke_book):
         text = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
                        for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
         assert not re.search(r"\d+%\|[^|]*\|", text), f"chapter {name} shows a progress bar"
+
+
+def test_no_page_loads_anything_from_the_network_or_has_launch_buttons(smoke_book):
+    """Without the repository URL the book is offline: every script, stylesheet and image is in the build
+    (MathJax included), and no page has a launch button."""
+    for page in smoke_book.rglob("*.html"):
+        text = page.read_text()
+        assert not LOADS.findall(text), (page, LOADS.findall(text))
+        assert "launch-buttons" not in text and "mybinder.org/v2" not in text, page
 
 
 def test_download_buttons_give_each_chapter_notebook_and_the_landing_page_source(smoke_book):
