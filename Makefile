@@ -14,7 +14,7 @@ SHARED_DATA := $(CURDIR)/../shared/data
 # links to or loads anything from the network.
 export REPO_URL ?=
 
-.PHONY: test book colab data env browser clean
+.PHONY: test book colab labs data env browser clean
 env: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,5 +48,10 @@ book: data
 colab: env
 	$(PY) -m ncutils.book --colab-notebooks
 
+# The labs' student versions (every solution cell replaced by a stub) into notebooks/labs/student/ (git-ignored);
+# python -m ncutils.labs student DIR writes them elsewhere.
+labs: env
+	$(PY) -m ncutils.labs student
+
 clean:
-	rm -rf book/_build book/_executed
+	rm -rf book/_build book/_executed book/_labs notebooks/labs/student

@@ -10,7 +10,8 @@ The site, ``book/_build/html``, is static and ready to publish as it is (``make 
 setting, the repository's public GitHub URL (``REPO_URL``), adds launch buttons (:func:`book_config`).
 
 Chapters are the ``_executed/<name>`` entries of ``book/_toc.yml``; each is ``notebooks/<name>.md``
-(jupytext) executed with parameters ``scale`` and ``compute`` into ``book/_executed/<name>.ipynb``.
+(jupytext) executed with parameters ``scale`` and ``compute`` into ``book/_executed/<name>.ipynb``. Labs
+are its ``_labs/<name>`` entries, ``notebooks/labs/<name>.md`` executed the same way into ``book/_labs/``.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import nbformat
 import papermill
 import yaml
 
+from . import labs
 from .chapter.pages import BOOK, EXECUTED, NOTEBOOKS, chapters
 from .paths import PACKAGE_PARENT
 from .scales import SCALES
@@ -61,13 +63,13 @@ def _this_package_first():
 
 
 def execute(name: str, scale: str, compute: bool, book: Path = BOOK, notebooks: Path = NOTEBOOKS,
-            parameters: dict | None = None) -> Path:
-    """Execute ``notebooks/<name>.md`` with papermill into ``book/_executed/<name>.ipynb`` (``parameters``:
-    the chapter's others, e.g. ``{"models": ["resnet18"]}``)."""
+            parameters: dict | None = None, into: str = EXECUTED) -> Path:
+    """Execute ``notebooks/<name>.md`` with papermill into ``book/<into>/<name>.ipynb`` (``parameters``:
+    the chapter's others, e.g. ``{"models": ["resnet18"]}``; ``into``: ``_executed``, or ``_labs`` for a lab)."""
     source = notebooks / f"{name}.md"
     if not source.exists():
-        raise FileNotFoundError(f"_toc.yml lists {EXECUTED}/{name} but {source} does not exist")
-    out = book / EXECUTED / f"{name}.ipynb"
+        raise FileNotFoundError(f"_toc.yml lists {into}/{name} but {source} does not exist")
+    out = book / into / f"{name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     unexecuted = out.with_suffix(".source.ipynb")
     jupytext.write(jupytext.read(source), unexecuted)
@@ -228,11 +230,15 @@ def build(scale: str = "cpu", compute: bool = False, book: Path = BOOK, into: Pa
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
     if into is not None:
-        shutil.copytree(book, into, ignore=shutil.ignore_patterns("_build", EXECUTED), dirs_exist_ok=True)
+        shutil.copytree(book, into, ignore=shutil.ignore_patterns("_build", EXECUTED, labs.EXECUTED),
+                        dirs_exist_ok=True)
         book = Path(into)
     for name in chapters(book):
         print(f"executing {name} (scale {scale}{', computing missing runs' if compute else ''})", flush=True)
         execute(name, scale, compute, book)
+    for name in labs.lab_names(book):  # the labs: notebooks/labs/<name>.md into book/_labs/
+        print(f"executing lab {name} (scale {scale})", flush=True)
+        execute(name, scale, compute, book, labs.NOTEBOOKS, into=labs.EXECUTED)
     return render(book, repo_url)
 
 
