@@ -5,6 +5,7 @@ import nbformat
 import pytest
 
 from ncutils.book import BOOK, ChapterFailed, build, chapters, execute
+from ncutils.labs import lab_names
 from ncutils.store import Store
 from ncutils.studies import study_configs
 from ncutils.sweep import run_local
@@ -82,12 +83,13 @@ def test_download_buttons_give_each_chapter_notebook_and_the_landing_page_source
 
 def test_every_page_works_in_a_browser(smoke_book):
     """Every page loads, every image shows (figures > 1 kB), no internal link or #anchor is broken;
-    screenshots of the landing page and of the first chapter go to test-artifacts/."""
+    screenshots of the landing page, of the first chapter (the primer) and of the first lab go to test-artifacts/."""
     with chromium() as browser:
         problems = [p for p in site_problems(browser, smoke_book)
                     if not any(known in p for known in KNOWN_SCRIPT_ERRORS)]
-        first = chapters()[0]
-        for page, png in [("intro.html", "book-landing.png"), (f"_executed/{first}.html", f"book-{first}.png")]:
+        first = chapters()[0]  # the primer
+        for page, png in [("intro.html", "book-landing.png"), (f"_executed/{first}.html", f"book-{first}.png"),
+                          (f"_labs/{lab_names()[0]}.html", f"book-{lab_names()[0]}.png")]:
             save_screenshot(browser, smoke_book / page, ARTIFACTS / png)
     assert not problems, "\n".join(problems)
 
