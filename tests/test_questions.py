@@ -2,21 +2,30 @@
 is known (the tables of the claims tests), "not computed" while a run it reads is missing, and the notebooks
 stating each registered question above its hidden answer."""
 import re
+from dataclasses import replace
 
 import jupytext
 import numpy as np
+import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 
 import test_claims_clean as clean_runs
 import test_claims_corruption as corruption_runs
 import test_claims_domain as domain_runs
 import test_claims_label_noise as noise_runs
+import test_claims_nc1_vs_cdnv as nc1_runs
+import test_claims_small_nets as small_runs
+import test_claims_train_vs_test as split_runs
 import test_claims_vgg_vit as vgg_vit_runs
 from ncutils.chapter import Chapter, open_chapter
 from ncutils.chapter.pages import NOTEBOOKS
 from ncutils.chapter.questions import QUESTIONS
+from ncutils.config import RunConfig
+from ncutils.results import StudyResults
 
-CHAPTERS = ("clean", "label_noise", "corruption", "domain", "vgg_vit")
+CHAPTERS = ("clean", "label_noise", "corruption", "domain", "vgg_vit", "nc1_vs_cdnv", "small_nets",
+            "train_vs_test")
 ANSWER = re.compile(r'^print\(chapter\.answer\("([^"]+)"\)\)$')
 
 
@@ -191,6 +200,164 @@ def test_lowest_and_highest_mean_cdnv():
     assert answer.answer("vgg_vit-3").startswith("lowest: vgg13 (1.65); highest: vit_base (2.78)")
 
 
+# --- NC1 or CDNV ---------------------------------------------------------------------------------------
+
+def increases(values) -> int:
+    return sum(b > a for a, b in zip(values, values[1:]))
+
+
+def excess(values) -> float:
+    logs = np.log10(values)
+    return float(np.abs(np.diff(logs)).sum() - abs(logs[-1] - logs[0]))
+
+
+def test_nc1_vs_cdnv_rises_along_the_depth():
+    found = nc1_runs.found({"resnet18": nc1_runs.curves(nc1_runs.MONOTONE, nc1_runs.ZIGZAG),
+                            "swin_t": nc1_runs.curves(nc1_runs.ZIGZAG, nc1_runs.MONOTONE)}, scatter=0)
+    answer = chapter("nc1_vs_cdnv", found).answer("nc1_vs_cdnv-1")
+    assert increases(nc1_runs.ZIGZAG) == 2 and increases(nc1_runs.MONOTONE) == 0
+    assert answer.startswith("resnet18: NC1 rises at 2 of its 4 steps, CDNV at 0; "
+                             "swin_t: NC1 rises at 0 of its 4 steps, CDNV at 2 (")
+    assert "CDNV rises less often than NC1 in 1 of the 2 models" in answer
+
+
+def test_nc1_vs_cdnv_excess_variation():
+    wider = [10, 20, 2, 6, 1]
+    found = nc1_runs.found({"resnet18": nc1_runs.curves(nc1_runs.MONOTONE, nc1_runs.ZIGZAG),
+                            "swin_t": nc1_runs.curves(nc1_runs.ZIGZAG, wider)}, scatter=0)
+    answer = chapter("nc1_vs_cdnv", found).answer("nc1_vs_cdnv-2")
+    assert answer.startswith(f"swin_t: its NC1 curve travels {excess(wider):.2f} decades beyond its net change, "
+                             f"its CDNV curve {excess(nc1_runs.ZIGZAG):.2f} (")
+    assert f"NC1: resnet18 {excess(nc1_runs.ZIGZAG):.2f}, swin_t {excess(wider):.2f}; CDNV: resnet18 0.00" in answer
+
+
+def test_nc1_vs_cdnv_rank_correlations():
+    last = {"resnet18": (5, 0.5, 0.7), "resnet34": (1, 0.3, 0.9), "resnet50": (3, 0.1, 0.6), "swin_t": (8, 0.2, 0.5)}
+    runs = {m: nc1_runs.curves([100, 50, 20, 10, c], nc1_runs.ZIGZAG, [1.0, 0.8, 0.6, 0.5, n], accuracy=a)
+            for m, (c, n, a) in last.items()}
+    answer = chapter("nc1_vs_cdnv", nc1_runs.found(runs, scatter=0)).answer("nc1_vs_cdnv-3")
+    accuracy, cdnv, nc2 = (np.array([v[i] for v in last.values()]) for i in (2, 0, 1))
+    rho_cdnv, rho_nc2 = spearmanr(accuracy, -cdnv).statistic, spearmanr(accuracy, -nc2).statistic
+    assert rho_cdnv > rho_nc2
+    assert answer.startswith(f"CDNV: Spearman's correlation of test accuracy with minus the last-layer CDNV is "
+                             f"{rho_cdnv:.2f}, with minus the last-layer NC2 {rho_nc2:.2f} (over the 4 models")
+
+
+def test_nc1_vs_cdnv_rank_correlation_needs_three_models():
+    found = nc1_runs.found({m: nc1_runs.curves(nc1_runs.MONOTONE, nc1_runs.ZIGZAG) for m in ("resnet18", "swin_t")})
+    assert chapter("nc1_vs_cdnv", found).answer("nc1_vs_cdnv-3") == (
+        "not computed: a rank correlation needs at least three models; this chapter has 2")
+    missing = nc1_runs.found({"resnet18": nc1_runs.curves(nc1_runs.MONOTONE, nc1_runs.ZIGZAG)}, missing=("swin_t",))
+    assert chapter("nc1_vs_cdnv", missing).answer("nc1_vs_cdnv-1").startswith(
+        "not computed: 1 of the 4 runs of the chapter's models are not stored yet at the smoke scale (swin_t seed 0)")
+
+
+# --- small networks ------------------------------------------------------------------------------------
+
+def with_activation(found: StudyResults, activation: str) -> StudyResults:
+    """The runs of ``found`` as if their networks used ``activation`` (their configs and keys changed)."""
+    configs = {c.key(): replace(c, size={**dict(c.size), "activation": activation}) for c in found.stored}
+    keys = {old: c.key() for old, c in configs.items()}
+    return StudyResults(found.metrics.assign(key=found.metrics.key.map(keys)),
+                        found.summaries.assign(key=found.summaries.key.map(keys)), [], None, tuple(configs.values()))
+
+
+def joined(*parts: StudyResults) -> StudyResults:
+    return StudyResults(pd.concat([p.metrics for p in parts], ignore_index=True),
+                        pd.concat([p.summaries for p in parts], ignore_index=True),
+                        [m for p in parts for m in p.missing], None, sum((p.stored for p in parts), ()))
+
+
+def decades(values) -> float:
+    return float(np.log10(values[0] / values[-1]))
+
+
+def test_small_nets_nc1_falls_with_training_not_at_initialisation():
+    rising = [10, 10, 10, 12, 15, 20]
+    found = small_runs.found(small_runs.PAPER_CURVES, small_runs.PAPER_NC4, {**small_runs.INIT, "nc1": rising},
+                             seeds=1, scatter=0)
+    trained, init = decades(small_runs.PAPER_CURVES["nc1"]), decades(rising)
+    answer = chapter("small_nets", found).answer("small_nets-1")
+    each = f"{trained:.2f} after training, {init:.2f} at initialisation"
+    assert init < 0 and answer.startswith(f"mlp: {each}; vgg11: {each}; resnet18: {each} (")
+
+
+def test_small_nets_first_layer_where_nc4_is_zero():
+    nc4 = {"fashion-mnist": small_runs.PAPER_NC4["fashion-mnist"], "cifar10": [0.8, 0.5, 0.3, 0.1, 0.05, 0.02]}
+    answer = chapter("small_nets", small_runs.found(small_runs.PAPER_CURVES, nc4, seeds=1, scatter=0)).answer(
+        "small_nets-2")
+    first = next(i for i, v in enumerate(nc4["fashion-mnist"]) if v < 0.01) + 1
+    each = f"layer {first} of 6 on Fashion-MNIST, none of its 6 layers on CIFAR-10 (lowest 0.020, at layer 6)"
+    assert answer.startswith(f"mlp: {each}; vgg11: {each}; resnet18: {each} (")
+
+
+def test_small_nets_share_of_the_nc1_fall_by_the_middle_layer_per_activation():
+    relu = small_runs.found(small_runs.PAPER_CURVES, small_runs.PAPER_NC4, seeds=2, scatter=0)
+    tanh = with_activation(small_runs.found(small_runs.LATE, small_runs.PAPER_NC4, seeds=2, scatter=0), "tanh")
+    answer = chapter("small_nets", joined(relu, tanh)).answer("small_nets-3")
+
+    def early(values):  # the middle of 6 layer taps is index 2
+        return float(np.log10(values[0] / values[2]) / np.log10(values[0] / values[-1]))
+    assert early(small_runs.PAPER_CURVES["nc1"]) > 0.9 and early(small_runs.LATE["nc1"]) < 0.01
+    assert answer.startswith(f"relu {early(small_runs.PAPER_CURVES['nc1']):.2f}, tanh "
+                             f"{early(small_runs.LATE['nc1']):.2f} (")
+    assert "each activation: 6 relu, 6 tanh)" in answer
+    rising = chapter("small_nets", small_runs.found(small_runs.OPPOSITE, small_runs.PAPER_NC4, seeds=1, scatter=0))
+    assert rising.answer("small_nets-3").startswith("none: NC1 falls from the first to the last layer tap in none of "
+                                                    "the 6 trained networks, so no share is defined (")
+
+
+def test_small_nets_answers_need_only_their_own_runs():
+    fashion = [RunConfig(m, "fashion-mnist", size={"width": 16}, recipe="parker", epochs=e)
+               for m in small_runs.MODELS for e in (0, 150)]
+    found = small_runs.found(small_runs.PAPER_CURVES, small_runs.PAPER_NC4, seeds=1, scatter=0,
+                             only=[(m, "cifar10") for m in small_runs.MODELS], missing=fashion)
+    ready = chapter("small_nets", found)
+    assert ready.answer("small_nets-1").startswith("mlp: ")  # CIFAR-10 only
+    assert ready.answer("small_nets-2").startswith(
+        "not computed: 3 of the 6 runs of trained ReLU networks are not stored yet at the smoke scale (mlp "
+        "fashion-mnist seed 0, vgg11 fashion-mnist seed 0, resnet18 fashion-mnist seed 0)")
+
+
+# --- training versus test split ------------------------------------------------------------------------
+
+def test_train_vs_test_last_layer_cdnv_gap():
+    found = split_runs.found({"resnet18": split_runs.WEAKER, "swin_t": split_runs.STRONGER}, scatter=0)
+    answer = chapter("train_vs_test", found).answer("train_vs_test-1")
+    weaker, stronger = (np.log10(t["cdnv_sum"][-1] / split_runs.TRAIN["cdnv_sum"][-1])
+                        for t in (split_runs.WEAKER, split_runs.STRONGER))
+    assert answer.startswith(f"resnet18 {weaker:.2f} decades, swin_t {stronger:.2f} decades (")
+    assert "as in 1 of the 2 models" in answer
+
+
+def test_train_vs_test_gap_growth():
+    found = split_runs.found({"resnet18": split_runs.STRONGER, "swin_t": split_runs.WEAKER}, seeds=2, scatter=0)
+    answer = chapter("train_vs_test", found).answer("train_vs_test-2")
+
+    def growth(test):  # four layer taps: a third is one tap
+        gap = np.log10(np.array(test["cdnv_sum"]) / split_runs.TRAIN["cdnv_sum"])
+        return gap[-1] - gap[0]
+    assert answer.startswith(f"swin_t: {growth(split_runs.WEAKER):+.2f} decades (every model: swin_t "
+                             f"{growth(split_runs.WEAKER):.2f} decades, resnet18 {growth(split_runs.STRONGER):.2f} "
+                             "decades;")
+    assert "The gap grows in 1 of the 2 models" in answer
+
+
+def test_train_vs_test_nearest_class_centre_accuracy():
+    found = split_runs.found({"resnet18": split_runs.WEAKER}, scatter=0)
+    answer = chapter("train_vs_test", found).answer("train_vs_test-3")
+    train, test = split_runs.TRAIN["ncc_accuracy"][-1], split_runs.WEAKER["ncc_accuracy"][-1]
+    assert answer.startswith(f"resnet18: {train:.3f} on the training split, {test:.3f} on the test split "
+                             f"({train - test:+.3f}); the network 0.600 on the test split (")
+
+
+def test_train_vs_test_answers_name_the_missing_runs():
+    found = split_runs.found({"resnet18": split_runs.WEAKER}, missing=("swin_s",))
+    assert chapter("train_vs_test", found).answer("train_vs_test-1") == (
+        "not computed: 1 of the 2 runs of the chapter's models are not stored yet at the smoke scale (swin_s seed 0); "
+        "the chapter's first cell says how to compute them")
+
+
 # --- every chapter -------------------------------------------------------------------------------------
 
 def test_a_chapter_without_stored_runs_answers_not_computed(tmp_path, monkeypatch):
@@ -200,7 +367,7 @@ def test_a_chapter_without_stored_runs_answers_not_computed(tmp_path, monkeypatc
         opened = open_chapter(name, scale="smoke", compute=False)
         for key in (k for k in QUESTIONS if k.startswith(f"{name}-")):
             assert opened.answer(key).startswith("not computed: none of the "), key
-    with pytest.raises(KeyError, match="chapter vgg_vit has no question 'clean-1'"):
+    with pytest.raises(KeyError, match=f"chapter {CHAPTERS[-1]} has no question 'clean-1'"):
         opened.answer("clean-1")
 
 

@@ -1,277 +1,51 @@
-"""The paper chapters' questions and their answers, computed from each chapter's stored runs.
+"""The chapters' questions: each key, the question as its notebook states it, and the function answering it.
 
 Each chapter ends with questions whose answers come from its own data; the notebook prints
 ``chapter.answer("<chapter>-<n>")`` in a hidden cell under each. :data:`QUESTIONS` maps every key to
 (the question as the notebook states it, the function answering it from a :class:`ncutils.chapter.Chapter`).
-A function reads ``chapter.every_seed`` (every seed's run; a value "mean over the seeds" is the mean of the
-per-seed values) and raises :class:`NotComputed` when a run it reads is not stored, which
-``Chapter.answer`` shows as "not computed: ...". Unless a question says otherwise, CDNV is ``cdnv_sum``
-on the training split with flattened features (the view of the chapters' figures).
+The functions are in :mod:`ncutils.chapter.answers_paper` (the paper's chapters) and
+:mod:`ncutils.chapter.answers_related` (the related results); each reads ``chapter.every_seed`` (every seed's
+run; a value "mean over the seeds" is the mean of the per-seed values) and raises :class:`NotComputed` when a
+run it reads is not stored, which ``Chapter.answer`` shows as "not computed: ...". Unless a question says
+otherwise, CDNV is ``cdnv_sum`` on the training split with flattened features (the view of the chapters'
+figures).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-import pandas as pd
+from ..studies import DEPTH_LEVEL, DEPTH_NOISE
+from .answering import NotComputed
+from .answers_paper import (
+                            adaptation,
+                            back_and_forth,
+                            best_source,
+                            clean_depth_gain,
+                            clean_last_third,
+                            clean_resnet_vs_swin,
+                            corruption_cost,
+                            corruption_shift,
+                            first_memorization_layer,
+                            hardest_target,
+                            mean_compression,
+                            noise_cost,
+                            noise_fits,
+                            ratio_dip,
+                            rises,
+                            sensitivity,
+                            vgg_decay,
+                            vit_terminal,
+)
+from .answers_related import (
+                            cdnv_gap_growth,
+                            last_cdnv_gap,
+                            nc1_fall_with_training,
+                            nc4_zero_layer,
+                            ncc_train_test,
+                            shallow_share,
+)
 
-from ..claims import corruption, domain, label_noise, vgg_vit
-from ..claims.clean import thirds
-from ..config import RunConfig
-from ..estimates import stored_runs
-from ..frames import TERMINAL, VIEWS
-from ..studies import DEPTH_LEVEL, DEPTH_NOISE, RESNETS, SWINS
-
-TRAIN_FLAT = VIEWS[0]  # ("train", "flat")
-GAUSSIAN = "gaussian_noise"
-
-
-class NotComputed(LookupError):
-    """A question's runs are not all stored (or the chapter has none of them)."""
-
-
-def run_name(c: RunConfig) -> str:
-    noise = [x for x in (c.noise, c.corruption) if x != "clean"]
-    return " ".join([c.model, *noise, *([c.dataset] if c.dataset != "cifar10" else []), f"seed {c.seed}"])
-
-
-def needs(chapter, select: Callable[[RunConfig], bool], what: str) -> None:
-    """Raise :class:`NotComputed` unless the chapter has runs of ``what`` (those ``select`` picks), all stored."""
-    if chapter.every_seed is None:
-        raise NotComputed("this chapter reads no runs")
-    wanted = [c for c in chapter.every_seed.configs if select(c)]
-    if not wanted:
-        raise NotComputed(f"this chapter has no runs of {what} (its models: {', '.join(chapter.models)})")
-    missing = [c for c, _ in chapter.every_seed.missing if select(c)]
-    if missing:
-        names = ", ".join(run_name(c) for c in missing[:3]) + (f" and {len(missing) - 3} more"
-                                                                if len(missing) > 3 else "")
-        count = (f"none of the {len(wanted)} runs of {what} is stored" if len(missing) == len(wanted)
-                 else f"{len(missing)} of the {len(wanted)} runs of {what} are not stored")
-        raise NotComputed(f"{count} yet at the {chapter.scale} scale ({names}); the chapter's first cell says how "
-                          "to compute them")
-
-
-def listing(values: dict, unit: str = "", digits: int = 2) -> str:
-    return ", ".join(f"{k} {v:.{digits}f}{unit}" for k, v in values.items())
-
-
-# --- clean ---------------------------------------------------------------------------------------------
-
-def cifar10_runs(chapter, models: list[str], what: str) -> dict:
-    """{model: its stored runs (``ncutils.estimates.Run``, training split, flat features)} on CIFAR-10."""
-    needs(chapter, lambda c: c.model in models and c.dataset == "cifar10", what)
-    runs = stored_runs(chapter.every_seed, [TRAIN_FLAT])
-    return {m: runs["cifar10", m] for m in models}
-
-
-def mean_over(runs, statistic) -> float:
-    return float(np.mean([statistic(r) for r in runs]))
-
-
-def clean_last_third(chapter) -> str:
-    resnets = chapter.of(RESNETS)
-    runs = cifar10_runs(chapter, resnets, "the chapter's ResNets")
-
-    def fall(r):
-        c = np.log10(r.cdnv[TRAIN_FLAT].to_numpy(float))
-        return c[thirds(len(c))[1]] - c[-1]
-    falls = {m: mean_over(rs, fall) for m, rs in runs.items()}
-    top = max(falls, key=falls.get)
-    n = len(runs[top][0].cdnv[TRAIN_FLAT])
-    start = thirds(n)[1] + 1
-    return (f"{top}: its CDNV falls {falls[top]:.2f} decades over its last third of blocks (blocks {start} to {n}, "
-            f"{falls[top] / (n - start):.2f} decades per block), the most of the ResNets (decades: {listing(falls)}; "
-            "training split, flat features, mean over the seeds). A decade is a tenfold drop; the paper expects the "
-            "last blocks to compress fastest.")
-
-
-def clean_depth_gain(chapter) -> str:
-    families = [(name, chapter.of(members)) for name, members in (("ResNets", RESNETS), ("Swin Transformers", SWINS))]
-    ends = {name: (ms[0], ms[-1]) for name, ms in families if len(ms) >= 2}
-    if not ends:
-        raise NotComputed("this chapter has no family with two depths")
-    needs(chapter, lambda c: c.dataset == "cifar10" and any(c.model in e for e in ends.values()),
-          "the shallowest and deepest model of each family")
-    s = chapter.every_seed.summaries
-    acc = s[s.dataset == "cifar10"].groupby("model").test_acc.mean()
-    parts = [f"{name}: {deep} {acc[deep]:.3f} against {shallow} {acc[shallow]:.3f}, {acc[deep] - acc[shallow]:+.3f}"
-             for name, (shallow, deep) in ends.items()]
-    return ("; ".join(parts) + " (test accuracy, mean over the seeds). The paper finds that extra depth adds "
-            "little once the middle blocks plateau.")
-
-
-def clean_resnet_vs_swin(chapter) -> str:
-    pair = chapter.of(RESNETS)[:1] + chapter.of(SWINS)[:1]
-    if len(pair) < 2:
-        raise NotComputed("this chapter lacks a ResNet or a Swin Transformer")
-    runs = cifar10_runs(chapter, pair, f"{pair[0]} and {pair[1]}")
-    last = {m: mean_over(rs, lambda r: float(np.log10(r.cdnv[TRAIN_FLAT].iloc[-1]))) for m, rs in runs.items()}
-    low, high = sorted(pair, key=last.get)
-    return (f"{low}'s: log10 CDNV at its last block is {last[low]:.2f} against {last[high]:.2f} for {high}, "
-            f"{last[high] - last[low]:.2f} decades lower (training split, flat features, mean over the seeds). Lower "
-            "CDNV is tighter within-class compression; claim 3 expects the ResNet's to be lower.")
-
-
-# --- label noise ---------------------------------------------------------------------------------------
-
-def noise_fits(chapter) -> str:
-    needs(chapter, lambda c: c.noise != "clean", "label noise")
-    s = chapter.every_seed.summaries
-    noisy = s[s.noise != "clean"]
-    short = noisy[noisy.train_acc < TERMINAL]
-    below = "; ".join(f"{r.model} {r.noise} seed {r.seed} ({r.train_acc:.3f})" for r in short.itertuples())
-    return (f"{len(noisy) - len(short)} of {len(noisy)} noisy runs fit their noisy labels (train accuracy >= "
-            f"{TERMINAL:.0%} on the labels they trained with){'; the others: ' + below if below else ''}. A run that "
-            "fits them has memorized every wrong label; only these runs are read by the claims.")
-
-
-def first_memorization_layer(chapter) -> str:
-    needs(chapter, lambda c: c.noise == DEPTH_NOISE, DEPTH_NOISE)
-    m = chapter.every_seed.metrics
-    ratios = pd.concat([label_noise.memorization_rows(run) for _, run in m[m.noise == DEPTH_NOISE].groupby("seed")])
-    mean = ratios.groupby(["model", "layer number"]).value.mean()
-    parts = []
-    for model in (x for x in chapter.models if x in mean.index.get_level_values(0)):
-        curve = mean[model]
-        above = curve[curve > 1]
-        parts.append(f"{model}: block {above.index[0]} of {len(curve)} (ratio {above.iloc[0]:.2f}; {curve.iloc[-1]:.2f}"
-                     " at the last block)" if len(above) else
-                     f"{model}: none of its {len(curve)} blocks (highest ratio {curve.max():.2f})")
-    return ("; ".join(parts) + " (training split, flat features, mean over the seeds). Above 1, CDNV under the "
-            "true labels exceeds CDNV under the noisy ones: the block's features cluster by the noisy labels more "
-            "tightly than by the true ones. The paper expects ResNets to memorize in their last blocks and Swin "
-            "Transformers in none.")
-
-
-def noise_cost(chapter) -> str:
-    needs(chapter, lambda c: c.model == "resnet18", "resnet18")
-    s = chapter.every_seed.summaries
-    acc = s[s.model == "resnet18"].groupby("noise").test_acc.mean()
-    if "clean" not in acc or len(acc) < 2:
-        raise NotComputed("this chapter has no clean and noisy runs of resnet18")
-    loss = (acc["clean"] - acc.drop("clean")).sort_values(ascending=False)
-    return (f"{loss.index[0]}: resnet18's test accuracy falls from {acc['clean']:.3f} (clean labels) to "
-            f"{acc[loss.index[0]]:.3f}, {loss.iloc[0]:.3f} lower (every noise: {listing(loss, digits=3)}; mean over "
-            "the seeds). The test labels are clean: the loss is what fitting noisy training labels costs.")
-
-
-# --- corruption ----------------------------------------------------------------------------------------
-
-def gaussian_at(c: RunConfig, levels) -> bool:
-    return corruption.under(c.corruption, GAUSSIAN) and corruption.level(c.corruption) in levels
-
-
-def ratio_dip(chapter) -> str:
-    needs(chapter, lambda c: gaussian_at(c, (DEPTH_LEVEL,)), f"Gaussian noise at level {DEPTH_LEVEL}")
-    m = chapter.every_seed.metrics
-    parts = []
-    for model in chapter.models:
-        seeds = [corruption.ratio_rows(run, model, GAUSSIAN) for _, run in m[m.model == model].groupby("seed")]
-        rows = pd.concat(seeds) if seeds else pd.DataFrame(columns=corruption.LAYER_COLUMNS)
-        curve = rows[rows.level == DEPTH_LEVEL].groupby("layer number").value.mean()
-        if len(curve):
-            parts.append(f"{model}: lowest at layer {curve.idxmin()} of {len(curve)} ({curve.min():.2f}), "
-                         f"{curve.iloc[-1]:.2f} at the last layer")
-    return ("; ".join(parts) + " (memorization ratio: CDNV on the clean training images over CDNV on their "
-            "corrupted versions, flat features; mean over the seeds). Above 1 a layer memorizes the noise; the "
-            "paper expects a dip over the first layers (they filter noise), then a rise.")
-
-
-def corruption_cost(chapter) -> str:
-    needs(chapter, lambda c: gaussian_at(c, (0, DEPTH_LEVEL)), f"the clean runs and Gaussian noise at level "
-          f"{DEPTH_LEVEL}")
-    s = chapter.every_seed.summaries
-    s = s.assign(level=s.corruption.map(corruption.level))
-    clean = s[s.level == 0].groupby("model").test_acc.mean()
-    noisy = s[(s.level == DEPTH_LEVEL) & s.corruption.map(lambda c: corruption.under(c, GAUSSIAN))]
-    loss = (clean - noisy.groupby("model").test_acc_clean_inputs.mean()).dropna().sort_values(ascending=False)
-    return (f"{loss.index[0]}: its test accuracy on clean test images falls by {loss.iloc[0]:.3f} (every model: "
-            f"{listing(loss, digits=3)}; the clean run minus the run trained at level {DEPTH_LEVEL}, mean over the "
-            "seeds). The paper expects depth to cost Swin Transformers accuracy and to help ResNets slightly.")
-
-
-def corruption_shift(chapter) -> str:
-    needs(chapter, lambda c: c.model == "resnet18" and corruption.under(c.corruption, GAUSSIAN),
-          "resnet18 under Gaussian noise")
-    rows = corruption.trained_rows(chapter.every_seed.metrics, "cdnv_sum", "resnet18", GAUSSIAN)
-    level = rows.assign(log=np.log10(rows.value.astype(float))).groupby(["level", "seed"]).log.mean()
-    level = level.groupby(level="level").mean()
-    steps = {f"level {b}": level[b] - level[a] for a, b in zip(level.index, level.index[1:])}
-    return (f"{listing(steps, ' decades')} above the level below (mean log10 CDNV over the layers: "
-            f"{listing({f'level {k}': v for k, v in level.items()})}; on the inputs each run trained with, mean over "
-            "the seeds). The paper expects each level to shift the curve up: noisier inputs compress less.")
-
-
-# --- domain --------------------------------------------------------------------------------------------
-
-def last_probes(chapter) -> pd.DataFrame:
-    """One row per (source, seed, target): the last layer's probe test accuracy on the target."""
-    needs(chapter, lambda c: True, "the source models")
-    probes = domain.measured(chapter.every_seed.metrics).probe
-    return pd.DataFrame([(*key, curve.iloc[-1]) for key, curve in probes.items()],
-                        columns=["source", "seed", "target", "accuracy"])
-
-
-def best_source(chapter) -> str:
-    mean = last_probes(chapter).groupby("source").accuracy.mean().sort_values(ascending=False)
-    return (f"{mean.index[0]}: its last layer's probes reach {mean.iloc[0]:.3f} on the other domains (every "
-            f"source: {listing(mean, digits=3)}; mean over its targets and seeds; chance {domain.CHANCE:.3f}). The "
-            "probes read the frozen features: this source's features separate the other domains' classes best.")
-
-
-def hardest_target(chapter) -> str:
-    mean = last_probes(chapter).groupby("target").accuracy.mean().sort_values()
-    times = mean.iloc[0] / domain.CHANCE
-    return (f"{mean.index[0]}: the last layer's probes reach {mean.iloc[0]:.3f} there, {times:.1f} times chance "
-            f"(1/7 = {domain.CHANCE:.3f}) (every target: {listing(mean, digits=3)}; mean over the source models and "
-            "seeds).")
-
-
-def adaptation(chapter) -> str:
-    probes = last_probes(chapter).accuracy.mean()
-    s = chapter.every_seed.summaries
-    own = [getattr(r, f"test_acc_{t}") for r in s.itertuples() for t in domain.PACS
-           if t != r.dataset.partition(":")[2] and f"test_acc_{t}" in s]
-    images = chapter.configs[0].target_n_per_class
-    trained = f"{images} target images per class" if images else "the target's training images"
-    return (f"{np.mean(own):.3f} for the source models' own classifiers against {probes:.3f} for the last layer's "
-            f"probes trained on {trained} (mean over every source, target and seed; "
-            f"chance {domain.CHANCE:.3f}). The features transfer better than the classifier on top of them.")
-
-
-# --- VGG and ViT ---------------------------------------------------------------------------------------
-
-def vgg_decay(chapter) -> str:
-    vggs = chapter.of(vgg_vit.VGGS)
-    runs = cifar10_runs(chapter, vggs, "the VGGs")
-    fits = {m: [vgg_vit.log_linear_fit(r.cdnv[TRAIN_FLAT]) for r in rs] for m, rs in runs.items()}
-    rate = {m: -float(np.mean([f[0] for f in fs])) for m, fs in fits.items()}
-    r2 = {m: float(np.mean([f[1] for f in fs])) for m, fs in fits.items()}
-    top = max(rate, key=rate.get)
-    return (f"{top}: its CDNV falls {rate[top]:.3f} decades per layer (every VGG: {listing(rate, digits=3)}; R² of "
-            f"the line: {listing(r2)}; training split, flat features). The closer R² is to 1, the closer the decay "
-            "is to geometric; the paper expects the rate to fall as the VGG gets deeper.")
-
-
-def vit_terminal(chapter) -> str:
-    vits = chapter.of(vgg_vit.VITS)
-    needs(chapter, lambda c: c.model in vits, "the ViTs")
-    acc = chapter.every_seed.summaries.groupby("model").train_acc.mean()[vits]
-    parts = [f"{m} {a:.3f} ({'in' if a >= TERMINAL else 'not in'} the terminal phase)" for m, a in acc.items()]
-    return ("; ".join(parts) + f" (training accuracy; the terminal phase: >= {TERMINAL:.0%}). The paper finds ViTs "
-            "do not reach it on CIFAR-10 (appendix C).")
-
-
-def mean_compression(chapter) -> str:
-    models = chapter.models
-    runs = cifar10_runs(chapter, models, "the chapter's models")
-    level = pd.Series({m: mean_over(rs, lambda r: float(np.log10(r.cdnv[TRAIN_FLAT].to_numpy(float)).mean()))
-                       for m, rs in runs.items()}).sort_values()
-    return (f"lowest: {level.index[0]} ({level.iloc[0]:.2f}); highest: {level.index[-1]} ({level.iloc[-1]:.2f}) "
-            f"(mean log10 CDNV over the layers, training split, flat features: {listing(level)}). The paper reads "
-            "the ViTs' higher CDNV as weaker compression on a small dataset.")
-
+__all__ = ["QUESTIONS", "NotComputed"]
 
 QUESTIONS: dict[str, tuple[str, Callable]] = {
     "clean-1": ("Which ResNet's CDNV falls most over its last third of blocks, in the training split?",
@@ -300,4 +74,22 @@ QUESTIONS: dict[str, tuple[str, Callable]] = {
     "vgg_vit-2": ("What training accuracy does each ViT reach: is it in the terminal phase?", vit_terminal),
     "vgg_vit-3": ("Which model has the lowest CDNV on average over its layers, and which the highest?",
                   mean_compression),
+    "nc1_vs_cdnv-1": ("In the training split with flattened features, at how many steps from one layer to the next "
+                      "does each model's NC1 rise, and its CDNV?", rises),
+    "nc1_vs_cdnv-2": ("Which model's NC1 curve travels furthest beyond its net change (excess variation), and how "
+                      "far does its CDNV curve travel?", back_and_forth),
+    "nc1_vs_cdnv-3": ("Over the models, which ranks the test accuracy more closely: the last-layer CDNV or the "
+                      "last-layer NC2?", sensitivity),
+    "small_nets-1": ("With ReLU on CIFAR-10, by how many decades does each network's NC1 fall from its first to its "
+                     "last layer after training, and at initialisation?", nc1_fall_with_training),
+    "small_nets-2": ("After training with ReLU, at which layer does each network's NC4 first fall below 0.01, on "
+                     "Fashion-MNIST and on CIFAR-10?", nc4_zero_layer),
+    "small_nets-3": ("For each activation, what share of NC1's fall from the first to the last layer comes by the "
+                     "middle layer, on average over the trained networks?", shallow_share),
+    "train_vs_test-1": ("At the last layer, by how many decades is each model's CDNV higher on the test split than "
+                        "on the training split?", last_cdnv_gap),
+    "train_vs_test-2": ("In which model does the CDNV gap between the splits grow most from the first third of the "
+                        "layers to the last third, and does it grow in every model?", cdnv_gap_growth),
+    "train_vs_test-3": ("At the last layer, how accurate is the nearest-class-centre classifier on each split, "
+                        "against the network's own test accuracy?", ncc_train_test),
 }
