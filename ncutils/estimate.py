@@ -309,9 +309,10 @@ def _startup_or_nan(configs: list[RunConfig]) -> float:
 
 
 def _machine_notes(table: pd.DataFrame) -> list[str]:
-    """What this machine does differently from the estimate's: emulated bf16, other processes' load."""
+    """What this machine does differently from the estimate's: emulated bf16 (when a run uses it), other
+    processes' load."""
     notes = []
-    if not bf16_native(default_device()) and len(table):
+    if not bf16_native(default_device()) and table.run.str.contains("precision=bf16").any():
         notes.append("note: this CPU has no native bf16 (oneDNN without bf16 kernels): bf16 autocast is emulated, "
                      "and the estimates of runs to compute here count it (training several times slower than fp32).")
     cores, load = len(os.sched_getaffinity(0)), os.getloadavg()[0]
