@@ -41,7 +41,7 @@ def layer_figure(frames: list[pd.DataFrame], rows: list[tuple[str, str, bool]], 
         ax.set(ylabel=label, xlabel="layer (block)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are numbered, not measured
         if frame.empty:
-            ax.text(0.5, 0.5, NO_RUNS, ha="center", va="center", transform=ax.transAxes)
+            _no_runs(ax)
             continue
         order = hue_order or list(dict.fromkeys(frame[hue]))
         sns.lineplot(data=frame, x="layer number", y="value", hue=hue, hue_order=hue_order, marker="o",

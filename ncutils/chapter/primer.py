@@ -174,6 +174,20 @@ def _falls(values: pd.Series) -> bool:
     return bool(np.all(np.diff(values) < 0) or np.all(np.abs(values) < 1e-9))
 
 
+def draw_snapshot(ax, at: pd.DataFrame, colours, half: float, plane: bool, title: str) -> None:
+    """One t of :meth:`Simulation.snapshots` (``at``) on ``ax``: samples (dots), class means (outlined discs)
+    and ETF vertices (black crosses), class k in ``colours[k]``, axes ±``half`` around 0."""
+    for k, colour in enumerate(colours):
+        of = at[at["class"] == k]
+        samples, mean = of[of.kind == "sample"], of[of.kind == "class mean"]
+        ax.scatter(samples.x, samples.y, s=5, color=colour, alpha=0.35, linewidths=0)
+        ax.scatter(mean.x, mean.y, s=70, color=colour, edgecolors="black", linewidths=1, zorder=3)
+    vertices = at[at.kind == "ETF vertex"]
+    ax.scatter(vertices.x, vertices.y, s=40, marker="x", color="black", zorder=4)
+    ax.set(title=title, xlim=(-half, half), xticks=[], yticks=[],
+           **({"ylim": (-half, half), "aspect": "equal"} if plane else {"ylim": (-1.5, 1.5)}))
+
+
 def collapse_figure(snapshots: pd.DataFrame, title: str) -> None:
     """One scatter panel per t of :meth:`Simulation.snapshots`: samples (dots), class means (outlined discs)
     and the ETF vertices (black crosses), coloured by class; each panel is centred at 0 and spans its samples
@@ -186,16 +200,9 @@ def collapse_figure(snapshots: pd.DataFrame, title: str) -> None:
     least = 1.25 * np.abs(vertices[["x", "y"] if plane else ["x"]].to_numpy()).max()
     for ax, t in zip(axes, times):
         at = snapshots[snapshots.t == t]
-        for k, colour in zip(classes, colours):
-            of = at[at["class"] == k]
-            samples, mean = of[of.kind == "sample"], of[of.kind == "class mean"]
-            ax.scatter(samples.x, samples.y, s=5, color=colour, alpha=0.35, linewidths=0)
-            ax.scatter(mean.x, mean.y, s=70, color=colour, edgecolors="black", linewidths=1, zorder=3)
-        ax.scatter(vertices.x[vertices.t == t], vertices.y[vertices.t == t], s=40, marker="x", color="black", zorder=4)
         spread = at[at.kind == "sample"][["x", "y"] if plane else ["x"]].abs().quantile(0.99).max()
         half = max(least, float(spread))
-        ax.set(title=f"t = {t:g} (axes ±{half:.2g})", xlim=(-half, half), xticks=[], yticks=[],
-               **({"ylim": (-half, half), "aspect": "equal"} if plane else {"ylim": (-1.5, 1.5)}))
+        draw_snapshot(ax, at, colours, half, plane, f"t = {t:g} (axes ±{half:.2g})")
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     show()
@@ -218,16 +225,7 @@ def collapse_animation(simulation: Simulation, frames: int = 21):
 
     def draw(i: int) -> None:
         ax.clear()
-        at = snapshots[snapshots.t == times[i]]
-        for k, colour in enumerate(colours):
-            of = at[at["class"] == k]
-            samples, mean = of[of.kind == "sample"], of[of.kind == "class mean"]
-            ax.scatter(samples.x, samples.y, s=6, color=colour, alpha=0.4, linewidths=0)
-            ax.scatter(mean.x, mean.y, s=80, color=colour, edgecolors="black", linewidths=1, zorder=3)
-        vertices = at[at.kind == "ETF vertex"]
-        ax.scatter(vertices.x, vertices.y, s=50, marker="x", color="black", zorder=4)
-        ax.set(title=f"t = {times[i]:.2f}", xlim=(-half, half), xticks=[], yticks=[],
-               **({"ylim": (-half, half), "aspect": "equal"} if plane else {"ylim": (-1.5, 1.5)}))
+        draw_snapshot(ax, snapshots[snapshots.t == times[i]], colours, half, plane, f"t = {times[i]:.2f}")
         enlarge_small_text(fig)
 
     animation = FuncAnimation(fig, draw, frames=frames)
