@@ -29,7 +29,7 @@ CODE_VERSION = {
     "data": 1,        # ncutils.data, noise, corruptions, domains: pixels, subsets, labels
     "train": 1,       # ncutils.train and ncutils.models: the trained weights
     "metrics": 1,     # ncutils.metrics and ncutils.streaming: the neural-collapse measures
-    "probe": 1,       # ncutils.probe: linear-probe accuracies
+    "probe": 2,       # ncutils.probe and ncutils.logistic: linear-probe accuracies (2: L2 1e-3 -> 1e-4)
     "experiment": 1,  # ncutils.experiment: what is measured on which data, and the tables' columns
 }
 TRAINING_CODE = ("data", "train")  # the parts a checkpoint depends on

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-L2 = 1e-3  # the penalty of every probe of the book: small against the loss of a well-fitted probe
+# The penalty of every probe of the book, chosen once: small against the loss of a well-fitted probe. 1e-3
+# kept the PACS target probes (140 images, 64 features, separable: they fit 100% unpenalised) at 88-99%.
+L2 = 1e-4
 MAX_ITER = 2000  # L-BFGS iterations
 TOL = 1e-6  # largest gradient entry of a converged fit
 
