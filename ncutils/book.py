@@ -31,6 +31,7 @@ import yaml
 
 from . import labs
 from .chapter.pages import BOOK, EXECUTED, NOTEBOOKS, chapters
+from .claims import data_scale
 from .paths import PACKAGE_PARENT
 from .scales import SCALES
 
@@ -40,6 +41,7 @@ REPO_URL = "REPO_URL"  # the environment (and make) variable holding the one set
 GITHUB = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+")
 BINDER, COLAB = "https://mybinder.org", "https://colab.research.google.com"
 COLAB_NOTEBOOKS = "notebooks/colab"  # in the repository: Colab's copies of the sources (colab_notebooks)
+FINDINGS = "findings.md"  # in _executed/: what the data-scale chapter finds, for the landing page
 EXTENSION = "ncutils.book"  # this module, as the Sphinx extension that points the launch buttons at sources
 
 
@@ -236,6 +238,7 @@ def build(scale: str = "cpu", compute: bool = False, book: Path = BOOK, into: Pa
     for name in chapters(book):
         print(f"executing {name} (scale {scale}{', computing missing runs' if compute else ''})", flush=True)
         execute(name, scale, compute, book)
+    (book / EXECUTED / FINDINGS).write_text(data_scale.findings(scale))  # the landing page includes it
     for name in labs.lab_names(book):  # the labs: notebooks/labs/<name>.md into book/_labs/
         print(f"executing lab {name} (scale {scale})", flush=True)
         execute(name, scale, compute, book, labs.NOTEBOOKS, into=labs.EXECUTED)

@@ -19,6 +19,7 @@ from .data import DATASET_NAMES, LOADERS
 from .domains import DOMAIN_SETS, DomainShift
 from .models import ACTIVATIONS, model_names, model_overrides
 from .noise import parse_noise
+from .scales import SCALES
 from .streaming import FEATURE_VIEWS
 from .train import RECIPES, default_recipe
 
@@ -224,6 +225,8 @@ class RunConfig:
             parts.append(f"recipe={self.recipe}")
         if self.targets:
             parts.append("targets=" + ",".join(self.targets))
+        if self.scale in SCALES and self.n_per_class != SCALES[self.scale].n_per_class:
+            parts.append(f"n_per_class={self.n_per_class or 'all'}")
         if self.image_size is not None:
             parts.append(f"image_size={self.image_size}")
         if self.batch_size != RunConfig.batch_size:

@@ -16,11 +16,17 @@ DOMAIN_COLOURS = dict(zip(PACS, sns.color_palette("Set2", n_colors=len(PACS))))
 BY_HUE = {"model": MODEL_COLOURS, "noise": NOISE_COLOURS, "source": DOMAIN_COLOURS, "source model": DOMAIN_COLOURS}
 
 
+RUNG = "images per class"  # the hue of the data-scale figures: light to dark green as the data grow
+
+
 def colours(hue: str, values) -> dict | None:
     """{value: colour} for a figure's ``hue`` column holding ``values``; None (seaborn's default cycle) for a
-    column without fixed colours or a value outside them."""
-    table = BY_HUE.get(hue)
+    column without fixed colours or a value outside them. Rungs of data (:data:`RUNG`) take a sequential
+    palette in the order given (smallest first)."""
     values = list(values)
+    if hue == RUNG:
+        return dict(zip(values, sns.color_palette("crest", n_colors=len(values))))
+    table = BY_HUE.get(hue)
     if table is None or not all(v in table for v in values):
         return None
     return {v: table[v] for v in values}

@@ -8,7 +8,7 @@ command that computes them::
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pandas as pd
 
@@ -130,6 +130,13 @@ class StudyResults:
     def missing_message(self) -> str:
         """Empty when complete; otherwise which runs are missing and the commands that compute them."""
         return str(MissingResults(self.missing, self.store)) if self.missing else ""
+
+    def where(self, keep: Callable[[RunConfig], bool]) -> "StudyResults":
+        """The runs (stored and missing) whose config ``keep`` accepts."""
+        stored = tuple(c for c in self.stored if keep(c))
+        keys = {c.key() for c in stored}
+        return StudyResults(self.metrics[self.metrics.key.isin(keys)], self.summaries[self.summaries.key.isin(keys)],
+                            [(c, s) for c, s in self.missing if keep(c)], self.store, stored)
 
     def seed_means(self) -> "StudyResults":
         """The runs that differ only in their seed as one: each metric and summary value is the mean over the

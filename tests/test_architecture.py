@@ -14,7 +14,7 @@ LAYERS = [
     "corruptions", "domains", "noise", "taps", "streaming", "probe", "train",  # what a run is made of
     "config", "experiment", "profiling", "store", "studies", "grid", "results",  # a run (any model) -> store
     "estimate", "sweep",                                                   # costing and computing many runs
-    "verdict", "frames", "estimates", "claims", "palette", "show", "plots", "plots_noise", "chapter", "labs", "book",  # tables, verdicts, figures, labs, book
+    "verdict", "frames", "estimates", "claims", "palette", "show", "plots", "plots_scale", "plots_noise", "chapter", "labs", "book",  # tables, verdicts, figures, labs, book
     "bench", "cli", "__main__", "__init__",                                # entry points and the package face
 ]
 MAX_LINES = 400

@@ -141,6 +141,7 @@ PARAMETERS: dict[str, dict[str, Callable]] = {
                    "models": optional(names(RESNETS + SWINS, "ResNets and Swin Transformers")),
                    "corruptions": optional(specs(_figured_corruption, "Gaussian or speckle noise",
                                                  "['gaussian_noise:level2', 'speckle_noise:5']"))},
+    "data_scale": {"models": optional(names(tuple(model_names()), "models")), "seeds": optional(seeds)},
     "primer": {"num_classes": integer(2), "dim": integer(1), "per_class": integer(2), "steps": integer(2),
                "seed": integer(0)},
     "measure_your_model": {"models": model_specs},

@@ -9,9 +9,12 @@ from ..estimate import measured_seconds, plan
 from ..experiment import RunRecord
 from ..frames import TERMINAL
 from ..results import StudyResults
+from ..studies import STUDIES
 
 WORKERS = 2  # runs computed at a time, one thread each
-BUDGET_HOURS, BUDGET_RUN_MINUTES = 12, 60
+BUDGET_HOURS, BUDGET_RUN_MINUTES = 20, 90  # CPU-hours of the book's runs, and of its longest (issue 15)
+LADDER_BUDGET_HOURS, LADDER_RUN_MINUTES = 6, 150  # the data-scale study's own runs (issue 19)
+LADDER = "data_scale"
 CLASSES = 10  # of the CIFAR and Fashion-MNIST runs
 
 
@@ -49,14 +52,44 @@ def cost(configs: list[RunConfig], found: StudyResults, runs: dict[RunConfig, Ru
     table = estimate.merge(pd.DataFrame(measured, columns=["key", "measured min", "wall min", "threads", "device"]),
                            on="key", how="left")
     table["estimated min"] = table.hours * 60
-    minutes = table["measured min"].fillna(table["estimated min"])
-    hours = minutes.sum() / 60
-    line = (f"whole {scale} scale: {hours:.1f} h of runs (measured where stored, estimated otherwise), about "
-            f"{hours / WORKERS:.1f} h of the machine {WORKERS} at a time (budget {BUDGET_HOURS} h); longest run "
-            f"{minutes.max():.0f} min (budget {BUDGET_RUN_MINUTES} min); {table['measured min'].notna().sum()} of "
-            f"{len(table)} runs measured")
-    return line, table[["status", "run", "estimated min", "measured min", "wall min", "threads"]].round(1)
+    table["minutes"] = table["measured min"].astype(float).fillna(table["estimated min"])
+    ladder = set(ladder_only(configs, scale))
+    table["part"] = ["data-scale ladder" if c in ladder else "the book" for c in plan_configs(configs)]
+    lines = []
+    for part, budget, longest in (("the book", BUDGET_HOURS, BUDGET_RUN_MINUTES),
+                                  ("data-scale ladder", LADDER_BUDGET_HOURS, LADDER_RUN_MINUTES)):
+        minutes = table.minutes[table.part == part]
+        if len(minutes):
+            lines.append(f"{part}: {minutes.sum() / 60:.1f} CPU-hours over {len(minutes)} runs (budget {budget} h), "
+                         f"longest {minutes.max():.0f} min (budget {longest} min)")
+    line = (f"{scale} scale, measured where stored and estimated otherwise: " + "; ".join(lines)
+            + f"; {table['measured min'].notna().sum()} of {len(table)} runs measured; {WORKERS} runs at a time "
+              f"take about {table.minutes.sum() / 60 / WORKERS:.1f} h of the machine")
+    return line, table[["status", "run", "part", "estimated min", "measured min", "wall min", "threads"]].round(1)
 
+
+def ladder_only(configs: list[RunConfig], scale: str) -> list[RunConfig]:
+    """The runs of ``configs`` that only the data-scale study has (its larger rungs)."""
+    others = {c for name, study in STUDIES.items() if name not in (LADDER, "all_runs") for c in study(scale)}
+    return [c for c in dict.fromkeys(configs) if c in set(STUDIES[LADDER](scale)) and c not in others]
+
+
+def plan_configs(configs: list[RunConfig]) -> list[RunConfig]:
+    """``configs`` once each, in order: the rows of :func:`ncutils.estimate.plan`."""
+    return list(dict.fromkeys(configs))
+
+
+def rung_cost(configs: list[RunConfig], cost_table: pd.DataFrame, scale: str) -> pd.DataFrame:
+    """Per rung of the data-scale ladder (training images per class): its runs, epochs, SGD steps and
+    minutes (measured where stored), from :func:`cost`'s table."""
+    rows = cost_table.assign(config=plan_configs(configs))
+    rows = rows[rows.config.isin(set(STUDIES[LADDER](scale)))]
+    return pd.DataFrame([{"images per class": n or "all", "runs": len(group),
+                          "epochs": ", ".join(sorted({str(c.epochs) for c in group.config})),
+                          "SGD steps": ", ".join(sorted({str(steps(c)) for c in group.config})),
+                          "measured min": group["measured min"].sum(), "runs measured": group["measured min"].notna().sum(),
+                          "estimated min (all runs)": group["estimated min"].sum()}
+                         for n, group in rows.groupby(rows.config.map(lambda c: c.n_per_class or 10**9))]).round(1)
 
 def terminal(summaries: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     """(how many clean trained runs fall short of the terminal phase, every run's accuracies)."""

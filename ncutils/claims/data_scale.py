@@ -1,0 +1,138 @@
+"""Does it hold with more data? The clean and label-noise claims judged at each rung of the ``data_scale`` study.
+
+Each rung is one number of training images per class (``ncutils.studies.DATA_RUNGS``); its runs are
+ResNet18 and Swin-T, clean and under ``DEPTH_NOISE``. A rung's claims are those of
+:mod:`ncutils.claims.clean` (from its clean runs) and of :mod:`ncutils.claims.label_noise` (from all its
+runs), judged by the same rule (:mod:`ncutils.verdict`) from the rung's runs alone, so a verdict that
+changes between rungs changes with the data, everything else held. The scale's own rung repeats the other
+studies' runs with their seeds; the larger rungs run once, so their statistics carry the uncertainty of one
+run (jackknife over images, binomial error). Claims that need another model (ResNet34, a deep ResNet, Swin-S)
+are not computed at any rung and are left out of the ladder.
+
+:func:`claims` gives the claims page the verdicts at the largest rung; :func:`ladder` the claim-by-rung table
+the chapter shows, and :func:`changed` the claims whose verdict differs between the smallest and the largest
+rung of those computed at both.
+"""
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+from .. import frames
+from . import STYLE, VERDICT_COLOURS, clean, figure_link, label_noise, table
+
+STUDY = "data_scale"
+CHAPTER = "data_scale"
+CURVES = figure_link(CHAPTER, "data-scale-curves")
+ACCURACY = figure_link(CHAPTER, "data-scale-accuracy")
+PAPER_TEST_ACC = {("resnet18", "clean"): 0.9472}  # section 4.1: "ResNet18 achieves lower accuracies of 94.72% on CIFAR-10"
+RUNG = "images per class"  # the figures' hue: a rung's training images per class
+
+
+def rung_name(n_per_class: int | None) -> str:
+    return "all" if n_per_class is None else f"{n_per_class:,}"
+
+
+def rungs(found) -> list[int | None]:
+    """The study's rungs (stored or missing), smallest first (None, every image, last)."""
+    values = {c.n_per_class for c in found.configs}
+    return sorted(values, key=lambda n: float("inf") if n is None else n)
+
+
+def rung_claims(found, n_per_class: int | None) -> pd.DataFrame:
+    """The clean and label-noise claims judged from the runs of one rung, linked to this chapter's figures."""
+    runs = found.where(lambda c: c.n_per_class == n_per_class)
+    rows = pd.concat([clean.claims(runs.where(lambda c: c.noise == "clean")), label_noise.claims(runs)],
+                     ignore_index=True)
+    is_accuracy = rows.figure.isin([clean.ACCURACY, label_noise.ACCURACY])
+    return rows.assign(figure=is_accuracy.map({True: ACCURACY, False: CURVES}))
+
+
+def ladder(found) -> pd.DataFrame:
+    """One row per claim computed at some rung: its verdict and statistic at every rung (columns
+    ``verdict <rung>``, ``statistic <rung>``), in the order the chapters list the claims."""
+    tables = {n: rung_claims(found, n).set_index("claim") for n in rungs(found)}
+    if not tables:
+        return pd.DataFrame(columns=["claim"])
+    order = list(dict.fromkeys(c for t in tables.values() for c in t.index))
+    wide = pd.DataFrame(index=pd.Index(order, name="claim"))
+    for n, t in tables.items():
+        wide[f"verdict {rung_name(n)}"] = t.verdict.reindex(order).fillna("not computed")
+        wide[f"statistic {rung_name(n)}"] = t.statistic.reindex(order).fillna("")
+    verdicts = wide.filter(like="verdict ")
+    return wide[(verdicts != "not computed").any(axis=1)].reset_index()
+
+
+def changed(found) -> pd.DataFrame:
+    """The claims judged at both the smallest and the largest rung whose verdict differs between them."""
+    table_ = ladder(found)
+    ends = rungs(found)
+    if len(ends) < 2 or table_.empty:
+        return table_.iloc[:0]
+    first, last = (f"verdict {rung_name(n)}" for n in (ends[0], ends[-1]))
+    judged_both = (table_[first] != "not computed") & (table_[last] != "not computed")
+    return table_[judged_both & (table_[first] != table_[last])][["claim", first, last]]
+
+
+def ladder_html(found):
+    """:func:`ladder` as the book shows it: one column per rung, each cell the verdict (coloured) over its
+    statistic."""
+    from IPython.display import HTML
+
+    wide, names = ladder(found), [rung_name(n) for n in rungs(found)]
+    if wide.empty:
+        print("no claim is computed at any rung yet")
+        return None
+    head = "".join(f"<th>{n} images per class</th>" for n in names)
+    rows = [f"<tr><th>claim</th>{head}</tr>"]
+    for _, r in wide.iterrows():
+        cells = "".join(f'<td><span class="verdict" style="color: {VERDICT_COLOURS[r[f"verdict {n}"]]}; '
+                        f'font-weight: bold">{r[f"verdict {n}"]}</span><br>{html.escape(str(r[f"statistic {n}"]))}</td>'
+                        for n in names)
+        rows.append(f"<tr><td>{html.escape(r.claim)}</td>{cells}</tr>")
+    return HTML(STYLE + '<table class="claims">' + "".join(rows) + "</table>")
+
+
+def claims(found) -> pd.DataFrame:
+    """The claims page's rows: every claim of the ladder as judged at the largest rung."""
+    ends = rungs(found)
+    if not ends:
+        return table([])
+    top = rung_claims(found, ends[-1])
+    kept = top[top.claim.isin(set(ladder(found).claim))]
+    return table(kept.assign(claim=f"with {rung_name(ends[-1])} training images per class: " + kept.claim)
+                 .to_dict("records"))
+
+
+def findings(scale: str) -> str:
+    """The landing page's paragraph (markdown) on the study at ``scale``: the claims whose verdict changes
+    between the smallest and the largest rung, from the stored runs (what is missing, while some are)."""
+    from ..results import available
+    from ..studies import study_configs
+
+    found = available(study_configs(STUDY, scale), progress=False)
+    ends = [rung_name(n) for n in rungs(found)]
+    missing = (f" {len(found.missing)} of its {len(found.configs)} runs are not stored yet, so some verdicts are "
+               "not computed." if found.missing else "")
+    moved = changed(found)
+    kept = ladder(found)
+    lines = [f"The chapter {{doc}}`_executed/{CHAPTER}` trains ResNet18 and Swin-T, clean and under 40% random labels, "
+             f"on {', '.join(ends[:-1])} and {ends[-1]} training images per class ({scale} scale) and judges the "
+             f"clean and label-noise claims at each.{missing}"]
+    if moved.empty:
+        lines.append(f"No verdict computed at both {ends[0]} and {ends[-1]} images per class changes between them.")
+    else:
+        lines.append(f"Verdicts that change from {ends[0]} to {ends[-1]} images per class ({len(moved)} of the "
+                     f"{len(kept)} claims judged):\n")
+        labels = moved.claim.str.split(': "').str[0]  # the claim without its quote
+        lines += [f"- {label}: {r.iloc[1]} → {r.iloc[2]}" for label, (_, r) in zip(labels, moved.iterrows())]
+    return "\n\n".join(lines[:2]) + "\n" + "\n".join(lines[2:]) + "\n"
+
+
+def accuracy_table(found) -> pd.DataFrame:
+    """Every run's accuracies by rung, with the paper's test accuracy where it states one."""
+    runs = frames.run_table(found.summaries, ("model", "noise", "n_per_class", "epochs", "seed", "train_acc",
+                                              "test_acc"))
+    paper = [PAPER_TEST_ACC.get((m, n)) for m, n in zip(runs.model, runs.noise)]
+    return runs.assign(**{"paper test_acc (all images)": paper})

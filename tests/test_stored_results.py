@@ -1,0 +1,72 @@
+"""The committed cpu results the book is built from meet the probe-validity rules of the verdicts (issue 15):
+every probe converged and above chance, a clean run's last-layer probe fitting what the network fits, and
+the PACS target probes fitting their training images."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ncutils.estimates import PROBE_FIT_TOLERANCE, check_probes, network_fit
+from ncutils.results import available
+from ncutils.store import Store
+from ncutils.studies import STUDIES
+
+BELOW_CHANCE = 3  # binomial standard errors at chance
+RESULTS = Path(__file__).resolve().parents[1] / "data" / "results"
+
+
+@pytest.fixture(scope="module")
+def stored():
+    found = available(STUDIES["all_runs"]("cpu"), store=Store(RESULTS), progress=False)
+    assert len(found.stored) >= 40, f"only {len(found.stored)} cpu runs stored under {RESULTS}"
+    return found
+
+
+def probes(found) -> dict[tuple[str, str], pd.DataFrame]:
+    """(run key, probed data) -> one row per layer: test and train accuracy, converged, the test set's size."""
+    rows = found.metrics[found.metrics.measure.isin(["probe_test_acc", "probe_train_acc", "probe_converged"])]
+    out = {}
+    for (key, data), group in rows.groupby(["key", "eval_data"]):
+        table = group.pivot_table(index="layer_index", columns="measure", values="value")
+        sizes = group[group.measure == "probe_test_acc"].set_index("layer_index")
+        out[key, data] = table.assign(num_test=sizes.num_samples, num_classes=sizes.num_classes)
+    return out
+
+
+def test_no_probe_scores_below_chance(stored):
+    below = []
+    for (key, data), table in probes(stored).items():
+        chance = 1 / table.num_classes.iloc[0]
+        se = (chance * (1 - chance) / table.num_test.astype(float)) ** 0.5
+        low = table[table.probe_test_acc < chance - BELOW_CHANCE * se]
+        below += [f"{key} on {data} layer {i}: {a:.3f}" for i, a in low.probe_test_acc.items()]
+    assert not below, f"probe test accuracies below chance by more than {BELOW_CHANCE} SE: {below}"
+
+
+def test_every_clean_run_is_probed_as_well_as_it_fits(stored):
+    """The last layer's probe fits its training images within PROBE_FIT_TOLERANCE of the network, every
+    probe of the run converged (a run trained 0 epochs fits chance, so only convergence binds)."""
+    summaries = stored.summaries.set_index("key")
+    problems, checked = [], 0
+    for (key, data), table in probes(stored).items():
+        summary = summaries.loc[key]
+        if data != summary.dataset or summary.noise != "clean" or summary.corruption != "clean":
+            continue
+        fit = network_fit(summary)
+        assert math.isfinite(fit), key
+        problems += check_probes(key, table.probe_train_acc, table.probe_converged, fit)
+        checked += summary.epochs > 0
+    assert checked >= 20
+    assert not problems, problems
+
+
+def test_the_pacs_target_probes_fit_their_training_images(stored):
+    summaries = stored.summaries.set_index("key")
+    targets = {k: t for k, t in probes(stored).items() if k[1] != summaries.loc[k[0]].dataset}
+    assert len(targets) >= 12, "the four PACS sources with three targets each"
+    unfit = [f"{key} on {data}: {t.probe_train_acc.iloc[-1]:.3f}" for (key, data), t in targets.items()
+             if t.probe_train_acc.iloc[-1] < 1 - PROBE_FIT_TOLERANCE or (t.probe_converged == 0).any()]
+    assert not unfit, unfit
