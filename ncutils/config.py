@@ -163,7 +163,8 @@ class RunConfig:
 
         s = get_scale(scale)
         base = dict(size=s.model_size(model), n_per_class=s.n_per_class, eval_n_per_class=s.eval_n_per_class,
-                    epochs=s.model_epochs(model), batch_size=s.batch_size, precision=s.model_precision(model),
+                    epochs=s.model_epochs(model, fields.get("noise", "clean")), batch_size=s.batch_size,
+                    precision=s.model_precision(model),
                     probe_method=s.probe_method, jackknife=s.jackknife, scale=s.name)
         if "size" in fields:  # extra overrides (e.g. an activation) add to the scale's size
             base["size"] = {**base["size"], **dict(fields.pop("size"))}

@@ -30,7 +30,7 @@ def customised(configs: list[RunConfig], scale: str, *, models=None, noises=None
         if values is not None:
             varied = {c.model for c in configs if getattr(c, field) != "clean"}
             base = [c for c in configs if getattr(c, field) == "clean"]
-            configs = base + [replace(c, **{field: v}) for c in base if c.model in varied for v in values]
+            configs = base + [_under(c, field, v, s) for c in base if c.model in varied for v in values]
     if n_per_class is not None:
         configs = [replace(c, n_per_class=n_per_class) for c in configs]
     if epochs is not None:
@@ -40,12 +40,19 @@ def customised(configs: list[RunConfig], scale: str, *, models=None, noises=None
     return list(dict.fromkeys(configs))
 
 
+def _under(config: RunConfig, field: str, value: str, scale) -> RunConfig:
+    """``config`` (a clean run) under label noise or input corruption ``value``: a run under label noise
+    trains the scale's epochs for it (``Scale.noisy_longer``) unless the study chose other epochs."""
+    own_epochs = field == "noise" and config.epochs == scale.model_epochs(config.model)
+    return replace(config, **{field: value}, **({"epochs": scale.model_epochs(config.model, value)} if own_epochs else {}))
+
+
 def _with_model(config: RunConfig, model: str, scale) -> RunConfig:
     """``config`` trained as ``model``: the scale's size, precision and epochs for it (unless the study chose
     other epochs) and its default recipe (unless the study chose another); an activation kept where valid."""
-    own_epochs = config.epochs == scale.model_epochs(config.model)
+    own_epochs = config.epochs == scale.model_epochs(config.model, config.noise)
     size = {**scale.model_size(model),
             **{k: v for k, v in config.size if k == "activation" and k in model_overrides(model)}}
     recipe = default_recipe(model) if config.recipe == default_recipe(config.model) else config.recipe
     return replace(config, model=model, size=size, precision=scale.model_precision(model), recipe=recipe,
-                   epochs=scale.model_epochs(model) if own_epochs and config.epochs > 0 else config.epochs)
+                   epochs=scale.model_epochs(model, config.noise) if own_epochs and config.epochs > 0 else config.epochs)
