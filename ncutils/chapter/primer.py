@@ -165,8 +165,8 @@ def checks(table: pd.DataFrame, ratios: pd.DataFrame) -> list[str]:
     lines = [f"{'holds' if holds else 'DOES NOT HOLD'}: {claim}" for claim, holds in results.items()]
     pairs = table.attrs["num_classes"] * (table.attrs["num_classes"] - 1)
     per_pair = f" ({first['CDNV (sum)'] / pairs:.3g} per ordered pair: K(K-1) = {pairs} pairs)"
-    return lines + [f"CDNV went from {first['CDNV (sum)']:.3g}{per_pair} to {last['CDNV (sum)']:.3g}; "
-                    f"NC2 from {first['NC2']:.3g} to {last['NC2']:.3g}"]
+    return lines + [(f"CDNV went from {first['CDNV (sum)']:.3g}{per_pair} to {last['CDNV (sum)']:.3g}; "
+                     f"NC2 from {first['NC2']:.3g} to {last['NC2']:.3g}")]
 
 
 def _falls(values: pd.Series) -> bool:

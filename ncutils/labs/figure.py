@@ -8,9 +8,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..show import legend_below, show, wrapped
+from ..show import DPI, MAX_WIDTH_PX, legend_below, show, wrapped
 
-MAX_WIDTH_IN = 8.2  # within the book's column at its figures' resolution (ncutils.show.MAX_WIDTH_PX)
+MAX_WIDTH_IN = MAX_WIDTH_PX / DPI * 0.95  # within the book's column, with room for the tight box's margins
 
 
 def per_tap(panels: dict[str, pd.Series | pd.DataFrame], *, title: str = "", log: bool = True,
