@@ -22,8 +22,8 @@ def _panels(metrics: pd.DataFrame, noisy: bool) -> list[pd.DataFrame]:
                 lambda m: label_noise.trained_label_rows(m, "nc2"),
                 *([label_noise.memorization_rows] if noisy else []), lambda m: layer_rows(m, "probe_test_acc")]
     by_rung = list(metrics.groupby("n_per_class", dropna=False, sort=True))
-    return [pd.concat([rows(m).assign(**{RUNG: data_scale.rung_name(n)}) for n, m in by_rung], ignore_index=True)
-            for rows in measures]
+    name = {n: data_scale.rung_name(None if pd.isna(n) else int(n)) for n, _ in by_rung}  # NaN: every image
+    return [pd.concat([rows(m).assign(**{RUNG: name[n]}) for n, m in by_rung], ignore_index=True) for rows in measures]
 
 
 def rung_figures(metrics: pd.DataFrame, rungs, note: str) -> None:

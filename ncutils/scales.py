@@ -90,7 +90,7 @@ SCALES = {
     # width 32: 138/82; VGG19 for 600 epochs would take 2 hours). Swin-T/S/B* at embed 24: 155/96/71.
     # ViT-small/base at embed 48/96: 102/40. Probes are converged (ncutils.logistic) and CDNV and NC2
     # carry a 10-group jackknife. Runs under label noise train twice the epochs: in 200, ResNet18 fit
-    # 0.986/0.987/0.994 of its random:0.4 labels (seeds 0-2) and 0.966 of random:0.8; in 400, 1.000.
+    # 0.986/0.987/0.994 of its random:0.4 labels (seeds 0-2) and 0.966 of random:0.8; in 400, seed 0 1.000.
     "cpu": Scale("cpu", n_per_class=100, eval_n_per_class=200, epochs=200, batch_size=64, sizes={
         "resnet": {"width": 8}, "vgg": {"width": 16}, "swin": {"embed_dim": 24},
         "vit_tiny": {"embed_dim": 24}, "vit_small": {"embed_dim": 48}, "vit_base": {"embed_dim": 96},

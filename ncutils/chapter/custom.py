@@ -44,7 +44,8 @@ def _under(config: RunConfig, field: str, value: str, scale) -> RunConfig:
     """``config`` (a clean run) under label noise or input corruption ``value``: a run under label noise
     trains the scale's epochs for it (``Scale.noisy_longer``) unless the study chose other epochs."""
     own_epochs = field == "noise" and config.epochs == scale.model_epochs(config.model)
-    return replace(config, **{field: value}, **({"epochs": scale.model_epochs(config.model, value)} if own_epochs else {}))
+    epochs = scale.model_epochs(config.model, value) if own_epochs else config.epochs
+    return replace(config, **{field: value}, epochs=epochs)
 
 
 def _with_model(config: RunConfig, model: str, scale) -> RunConfig:
@@ -54,5 +55,6 @@ def _with_model(config: RunConfig, model: str, scale) -> RunConfig:
     size = {**scale.model_size(model),
             **{k: v for k, v in config.size if k == "activation" and k in model_overrides(model)}}
     recipe = default_recipe(model) if config.recipe == default_recipe(config.model) else config.recipe
+    epochs = scale.model_epochs(model, config.noise) if own_epochs and config.epochs > 0 else config.epochs
     return replace(config, model=model, size=size, precision=scale.model_precision(model), recipe=recipe,
-                   epochs=scale.model_epochs(model, config.noise) if own_epochs and config.epochs > 0 else config.epochs)
+                   epochs=epochs)

@@ -87,9 +87,11 @@ def rung_cost(configs: list[RunConfig], cost_table: pd.DataFrame, scale: str) ->
     return pd.DataFrame([{"images per class": n or "all", "runs": len(group),
                           "epochs": ", ".join(sorted({str(c.epochs) for c in group.config})),
                           "SGD steps": ", ".join(sorted({str(steps(c)) for c in group.config})),
-                          "measured min": group["measured min"].sum(), "runs measured": group["measured min"].notna().sum(),
+                          "measured min": group["measured min"].sum(),
+                          "runs measured": group["measured min"].notna().sum(),
                           "estimated min (all runs)": group["estimated min"].sum()}
                          for n, group in rows.groupby(rows.config.map(lambda c: c.n_per_class or 10**9))]).round(1)
+
 
 def terminal(summaries: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     """(how many clean trained runs fall short of the terminal phase, every run's accuracies)."""
