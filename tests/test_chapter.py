@@ -103,6 +103,24 @@ def test_custom_settings_replace_the_studys():
     assert chapter.models == ["vgg13", "resnet34"] and chapter.of(RESNETS) == ["resnet34"]
 
 
+def test_runs_under_label_noise_train_the_scales_longer_epochs():
+    """At the cpu scale a run under label noise trains twice its model's epochs (Scale.noisy_longer), in the
+    studies and under the noises a reader gives; a corruption does not change the epochs."""
+    from ncutils.chapter.custom import customised
+    from ncutils.config import RunConfig
+    from ncutils.studies import study_configs
+
+    assert RunConfig.at_scale("resnet18", "cifar10", "cpu", noise="random:0.4").epochs == 400
+    assert RunConfig.at_scale("vgg13", "cifar10", "cpu", noise="cifar10n:worse").epochs == 1200
+    assert RunConfig.at_scale("resnet18", "cifar10", "cpu", corruption="gaussian_noise:3").epochs == 200
+    assert RunConfig.at_scale("resnet18", "cifar10", "smoke", noise="random:0.4").epochs == 2
+    assert {(c.noise, c.epochs) for c in study_configs("label_noise", "cpu") if c.model == "resnet18"} == {
+        ("clean", 200), *((n, 400) for n in ("random:0.2", "random:0.4", "random:0.6", "random:0.8",
+                                             "cifar10n:aggre", "cifar10n:random1", "cifar10n:worse"))}
+    given = customised(study_configs("label_noise", "cpu"), "cpu", models=["swin_t"], noises=["random:0.3"])
+    assert {(c.noise, c.epochs) for c in given} == {("clean", 200), ("random:0.3", 400)}
+
+
 def test_unknown_parameters_and_chapters_are_refused():
     with pytest.raises(ParameterError, match="chapter clean has no parameter 'scael'"):
         check_parameters("clean", scale="cpu", compute=False, scael="cpu")
