@@ -47,7 +47,11 @@ class Scale:
 
     def model_epochs(self, model_name: str, noise: str = "clean") -> int:
         """Training epochs of ``model_name`` at this scale, under label ``noise``."""
-        return longest_prefix(self.longer, model_name, self.epochs) * (self.noisy_longer if noise != "clean" else 1)
+        return self.under_noise(longest_prefix(self.longer, model_name, self.epochs), noise)
+
+    def under_noise(self, epochs: int, noise: str) -> int:
+        """``epochs`` of a clean run, for a run under label ``noise`` (times :attr:`noisy_longer`)."""
+        return epochs * (self.noisy_longer if noise != "clean" else 1)
 
     def model_precision(self, model_name: str) -> str:
         """Training precision of ``model_name`` at this scale (``RunConfig.precision``)."""

@@ -210,10 +210,9 @@ def data_scale(scale: str) -> list[RunConfig]:
     """Does it hold with more data? ResNet18 and Swin-T (:data:`DATA_MODELS`) on CIFAR-10, clean and under
     :data:`DEPTH_NOISE`, at each rung of :data:`DATA_RUNGS` (training images per class, None: all)."""
     s = get_scale(scale)
-    longer = {"clean": 1, DEPTH_NOISE: s.noisy_longer}
     return [c for m in DATA_MODELS for n in ("clean", DEPTH_NOISE) for rung, epochs in DATA_RUNGS[scale].items()
             for c in repeated(RunConfig.at_scale(m, "cifar10", scale, noise=n, n_per_class=rung,
-                                                 **({"epochs": epochs * longer[n]} if epochs else {})),
+                                                 **({"epochs": s.under_noise(epochs, n)} if epochs else {})),
                               scale, rung == s.n_per_class)]
 
 

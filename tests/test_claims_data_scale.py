@@ -64,7 +64,7 @@ def test_the_ladder_has_every_claim_judged_at_some_rung(fake):
 
 def test_changed_claims_are_those_judged_at_both_ends_with_another_verdict(fake):
     found, _ = fake
-    moved = data_scale.changed(found)
+    moved = data_scale.changed(data_scale.ladder(found))
     assert list(moved.claim) == ["(1) rises"]  # "(5)" is not computed at 100 images per class
     assert list(moved.iloc[0, 1:]) == ["holds", "does not hold"]
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ncutils.claims.domain import BELOW_CHANCE
 from ncutils.estimates import PROBE_FIT_TOLERANCE, check_probes, network_fit
 from ncutils.results import available
 from ncutils.store import Store
 from ncutils.studies import STUDIES
 
-BELOW_CHANCE = 3  # binomial standard errors at chance
 RESULTS = Path(__file__).resolve().parents[1] / "data" / "results"
 
 

@@ -10,8 +10,8 @@ run (jackknife over images, binomial error). Claims that need another model (Res
 are not computed at any rung and are left out of the ladder.
 
 :func:`claims` gives the claims page the verdicts at the largest rung; :func:`ladder` the claim-by-rung table
-the chapter shows, and :func:`changed` the claims whose verdict differs between the smallest and the largest
-rung of those computed at both.
+the chapter shows, and :func:`changed` (from that table) the claims whose verdict differs between the smallest
+and the largest rung of those computed at both.
 """
 from __future__ import annotations
 
@@ -49,41 +49,55 @@ def rung_claims(found, n_per_class: int | None) -> pd.DataFrame:
     return rows.assign(figure=is_accuracy.map({True: ACCURACY, False: CURVES}))
 
 
+def rung_tables(found) -> dict[int | None, pd.DataFrame]:
+    """Every rung's claims (:func:`rung_claims`), smallest rung first."""
+    return {n: rung_claims(found, n) for n in rungs(found)}
+
+
+def computed_somewhere(tables: dict) -> set[str]:
+    """The claims computed at some rung of ``tables`` (the others need a model the study does not have)."""
+    return {c for t in tables.values() for c in t.claim[t.verdict != "not computed"]}
+
+
 def ladder(found) -> pd.DataFrame:
     """One row per claim computed at some rung: its verdict and statistic at every rung (columns
-    ``verdict <rung>``, ``statistic <rung>``), in the order the chapters list the claims."""
-    tables = {n: rung_claims(found, n).set_index("claim") for n in rungs(found)}
-    if not tables:
-        return pd.DataFrame(columns=["claim"])
-    order = list(dict.fromkeys(c for t in tables.values() for c in t.index))
+    ``verdict <rung>``, ``statistic <rung>``, smallest rung first), in the order the chapters list the claims."""
+    tables = rung_tables(found)
+    kept = computed_somewhere(tables)
+    order = [c for c in dict.fromkeys(c for t in tables.values() for c in t.claim) if c in kept]
     wide = pd.DataFrame(index=pd.Index(order, name="claim"))
     for n, t in tables.items():
+        t = t.set_index("claim")
         wide[f"verdict {rung_name(n)}"] = t.verdict.reindex(order).fillna("not computed")
         wide[f"statistic {rung_name(n)}"] = t.statistic.reindex(order).fillna("")
-    verdicts = wide.filter(like="verdict ")
-    return wide[(verdicts != "not computed").any(axis=1)].reset_index()
+    return wide.reset_index()
 
 
-def changed(found) -> pd.DataFrame:
-    """The claims judged at both the smallest and the largest rung whose verdict differs between them."""
-    table_ = ladder(found)
-    ends = rungs(found)
-    if len(ends) < 2 or table_.empty:
-        return table_.iloc[:0]
-    first, last = (f"verdict {rung_name(n)}" for n in (ends[0], ends[-1]))
-    judged_both = (table_[first] != "not computed") & (table_[last] != "not computed")
-    return table_[judged_both & (table_[first] != table_[last])][["claim", first, last]]
+def ladder_rungs(wide: pd.DataFrame) -> list[str]:
+    """The rung names of a :func:`ladder` table, smallest first."""
+    return [c.removeprefix("verdict ") for c in wide.columns if c.startswith("verdict ")]
 
 
-def ladder_html(found):
-    """:func:`ladder` as the book shows it: one column per rung, each cell the verdict (coloured) over its
-    statistic."""
+def changed(wide: pd.DataFrame) -> pd.DataFrame:
+    """The claims of a :func:`ladder` table judged at both its smallest and its largest rung whose verdict
+    differs between them."""
+    names = ladder_rungs(wide)
+    if len(names) < 2 or wide.empty:
+        return wide.iloc[:0]
+    first, last = f"verdict {names[0]}", f"verdict {names[-1]}"
+    judged_both = (wide[first] != "not computed") & (wide[last] != "not computed")
+    return wide[judged_both & (wide[first] != wide[last])][["claim", first, last]]
+
+
+def ladder_html(wide: pd.DataFrame):
+    """A :func:`ladder` table as the book shows it: one column per rung, each cell the verdict (coloured)
+    over its statistic."""
     from IPython.display import HTML
 
-    wide, names = ladder(found), [rung_name(n) for n in rungs(found)]
     if wide.empty:
         print("no claim is computed at any rung yet")
         return None
+    names = ladder_rungs(wide)
     head = "".join(f"<th>{n} images per class</th>" for n in names)
     rows = [f"<tr><th>claim</th>{head}</tr>"]
     for _, r in wide.iterrows():
@@ -95,13 +109,13 @@ def ladder_html(found):
 
 
 def claims(found) -> pd.DataFrame:
-    """The claims page's rows: every claim of the ladder as judged at the largest rung."""
-    ends = rungs(found)
-    if not ends:
+    """The claims page's rows: every claim computed at some rung, as judged at the largest rung."""
+    tables = rung_tables(found)
+    if not tables:
         return table([])
-    top = rung_claims(found, ends[-1])
-    kept = top[top.claim.isin(set(ladder(found).claim))]
-    return table(kept.assign(claim=f"with {rung_name(ends[-1])} training images per class: " + kept.claim)
+    top_rung, top = list(tables.items())[-1]
+    kept = top[top.claim.isin(computed_somewhere(tables))]
+    return table(kept.assign(claim=f"with {rung_name(top_rung)} training images per class: " + kept.claim)
                  .to_dict("records"))
 
 
@@ -112,22 +126,20 @@ def findings(scale: str) -> str:
     from ..studies import study_configs
 
     found = available(study_configs(STUDY, scale), progress=False)
+    wide = ladder(found)
     ends = [rung_name(n) for n in rungs(found)]
     missing = (f" {len(found.missing)} of its {len(found.configs)} runs are not stored yet, so some verdicts are "
                "not computed." if found.missing else "")
-    moved = changed(found)
-    kept = ladder(found)
-    lines = [f"The chapter {{doc}}`_executed/{CHAPTER}` trains ResNet18 and Swin-T, clean and under 40% random labels, "
-             f"on {', '.join(ends[:-1])} and {ends[-1]} training images per class ({scale} scale) and judges the "
-             f"clean and label-noise claims at each.{missing}"]
+    text = (f"The chapter {{doc}}`_executed/{CHAPTER}` trains ResNet18 and Swin-T, clean and under 40% random labels, "
+            f"on {', '.join(ends[:-1])} and {ends[-1]} training images per class ({scale} scale) and judges the "
+            f"clean and label-noise claims at each.{missing}\n\n")
+    moved = changed(wide)
     if moved.empty:
-        lines.append(f"No verdict computed at both {ends[0]} and {ends[-1]} images per class changes between them.")
-    else:
-        lines.append(f"Verdicts that change from {ends[0]} to {ends[-1]} images per class ({len(moved)} of the "
-                     f"{len(kept)} claims judged):\n")
-        labels = moved.claim.str.split(': "').str[0]  # the claim without its quote
-        lines += [f"- {label}: {r.iloc[1]} → {r.iloc[2]}" for label, (_, r) in zip(labels, moved.iterrows())]
-    return "\n\n".join(lines[:2]) + "\n" + "\n".join(lines[2:]) + "\n"
+        return text + f"No verdict computed at both {ends[0]} and {ends[-1]} images per class changes between them.\n"
+    labels = moved.claim.str.split(': "').str[0]  # the claim without its quote
+    return (text + f"Verdicts that change from {ends[0]} to {ends[-1]} images per class ({len(moved)} of the "
+            f"{len(wide)} claims judged):\n\n"
+            + "".join(f"- {label}: {r.iloc[1]} → {r.iloc[2]}\n" for label, (_, r) in zip(labels, moved.iterrows())))
 
 
 def accuracy_table(found) -> pd.DataFrame:
