@@ -1,4 +1,5 @@
-"""A study's stored runs as per-block curves, and a model's statistic as an estimate with its uncertainty:
+"""A study's stored runs as per-block curves (:func:`read_runs`, the one reader of the results table that
+every chapter's claims use), and a model's statistic as an estimate with its uncertainty:
 the spread over its seeds, else the jackknife over images of its one run (CDNV and NC2) or the binomial
 error of an accuracy (:mod:`ncutils.verdict`); and the issue's probe-validity rule (:func:`check_probes`).
 
@@ -87,38 +88,85 @@ def probe_checked(problems: list[str], judge: Callable[[], tuple[str, str]]) -> 
     return judge()
 
 
-def stored_runs(found, views=VIEWS) -> dict[tuple[str, str], list[Run]]:
-    """Per (dataset, model), its stored runs in seed order, with CDNV and NC2 in each of ``views`` (rows as
-    :func:`ncutils.frames.layer_rows` selects them: clean labels and inputs, the run's own data, no
-    classifier input), read in one pass over the table."""
-    runs: dict[tuple[str, str], list[Run]] = {}
-    metrics, summaries = found.metrics, found.summaries
+@dataclass(frozen=True)
+class StoredRun:
+    """One stored run as read from a study's table: its summary row; each measure's values per layer number
+    (every tap but the classifier's input), keyed (measure, split, features, labels, inputs, eval_data), with
+    the images each read; its jackknife replicates, one dict like ``curves`` per group (measures named
+    without their ``@jk<g>``)."""
+
+    summary: dict
+    curves: dict
+    images: dict
+    replicates: tuple = ()
+
+    @property
+    def seed(self) -> int:
+        return int(self.summary.get("seed", 0))
+
+    def selected(self, curves: dict, split: str, features: str, labels: str = "clean", inputs: str = "clean",
+                 eval_data: str | None = None) -> dict:
+        """{measure: curve} of ``curves`` (this run's or a replicate's) in one view, on ``eval_data`` (the
+        run's own dataset unless named)."""
+        where = (split, features, labels, inputs, eval_data or self.summary["dataset"])
+        return {measure: curve for (measure, *key), curve in curves.items() if tuple(key) == where}
+
+    def probes(self, eval_data: str | None = None) -> dict[str, pd.Series]:
+        """{measure: per layer} of the probes (:data:`PROBE_MEASURES`) on ``eval_data`` (own dataset unless named)."""
+        eval_data = eval_data or self.summary["dataset"]
+        return {m: c for (m, *_, e), c in self.curves.items() if m in PROBE_MEASURES and e == eval_data}
+
+    def probe_images(self, eval_data: str | None = None) -> int:
+        """The test images of the probes on ``eval_data`` (0 when none is stored)."""
+        eval_data = eval_data or self.summary["dataset"]
+        return next((n for (m, *_, e), n in self.images.items() if m == "probe_test_acc" and e == eval_data), 0)
+
+
+def read_runs(found) -> dict[str, StoredRun]:
+    """Every stored run of ``found`` (a :class:`ncutils.results.StudyResults`) by its key, in the summaries'
+    order: the one reader of the table that every chapter's claims use, in one pass over it."""
+    per_run: dict = {}
+    metrics = found.metrics
     if not metrics.empty:
-        metrics = metrics[(metrics.eval_data == metrics.dataset) & (metrics.layer != PENULTIMATE)
-                          & (metrics.labels == "clean") & (metrics.inputs == "clean")]
-        metrics = metrics[metrics.measure.str.startswith(("cdnv_sum", "nc2")) | metrics.measure.isin(PROBE_MEASURES)]
-    per_run = dict(iter(metrics.groupby(["dataset", "model", "seed"], sort=False))) if not metrics.empty else {}
-    for (dataset, model, seed), summary in summaries.groupby(["dataset", "model", "seed"], sort=True):
-        run = Run(seed=int(seed), train_acc=float(summary.train_acc.iloc[0]),
-                  test_acc=float(summary.test_acc.iloc[0]), network_fit=network_fit(summary.iloc[0]),
-                  num_test=int(summary.num_test.iloc[0]))
-        mine = per_run.get((dataset, model, seed), metrics.iloc[:0])
-        curves = {key: g.set_index(g.layer_index + 1).value.sort_index().rename_axis("layer number")
-                  for key, g in mine.groupby(["measure", "split", "features"], sort=False)}
+        rows = metrics[metrics.layer != PENULTIMATE].sort_values("layer_index", kind="stable")
+        for (key, measure, *where), g in rows.groupby(["key", "measure", "split", "features", "labels", "inputs",
+                                                       "eval_data"], sort=False):
+            curves, images, groups = per_run.setdefault(key, ({}, {}, {}))
+            name, _, group = measure.partition("@jk")
+            curve = pd.Series(g.value.to_numpy(float), index=pd.Index(g.layer_index.to_numpy() + 1,
+                                                                       name="layer number"))
+            if group:
+                groups.setdefault(int(group), {})[name, *where] = curve
+            else:
+                curves[name, *where] = curve
+                images[name, *where] = int(g.num_samples.iloc[0]) if pd.notna(g.num_samples.iloc[0]) else 0
+    out = {}
+    for summary in found.summaries.to_dict("records"):
+        curves, images, groups = per_run.get(summary["key"], ({}, {}, {}))
+        out[summary["key"]] = StoredRun(summary, curves, images, tuple(groups[g] for g in sorted(groups)))
+    return out
+
+
+def stored_runs(found, views=VIEWS) -> dict[tuple[str, str], list[Run]]:
+    """Per (dataset, model), its stored runs in seed order (:func:`read_runs`), with CDNV and NC2 in each of
+    ``views`` on clean labels and inputs of the run's own data."""
+    runs: dict[tuple[str, str], list[Run]] = {}
+    for stored in sorted(read_runs(found).values(), key=lambda r: (r.summary["dataset"], r.summary["model"], r.seed)):
+        summary = stored.summary
+        run = Run(seed=stored.seed, train_acc=float(summary["train_acc"]), test_acc=float(summary["test_acc"]),
+                  network_fit=network_fit(pd.Series(summary)), num_test=int(summary["num_test"]))
         for view in views:
-            for name, own, replicates in (("cdnv_sum", run.cdnv, run.cdnv_jk), ("nc2", run.nc2, run.nc2_jk)):
-                if (name, *view) in curves:
-                    own[view] = curves[name, *view]
-                groups = sorted((int(m.rpartition("@jk")[2]), c) for (m, *v), c in curves.items()
-                                if m.startswith(f"{name}@jk") and tuple(v) == view)
-                replicates[view] = [c for _, c in groups]
-        probe = {m: c for (m, *_), c in curves.items() if m in PROBE_MEASURES}
+            own, groups = stored.selected(stored.curves, *view), [stored.selected(g, *view) for g in stored.replicates]
+            for name, curves, replicates in (("cdnv_sum", run.cdnv, run.cdnv_jk), ("nc2", run.nc2, run.nc2_jk)):
+                if name in own:
+                    curves[view] = own[name]
+                replicates[view] = [g[name] for g in groups if name in g]
+        probe = stored.probes()
         run.probe_train = probe.get("probe_train_acc", run.probe_train)
         run.probe_converged = probe.get("probe_converged", run.probe_converged)
         if "probe_test_acc" in probe:
-            run.probe = probe["probe_test_acc"]
-            run.num_probe_test = int(mine[mine.measure == "probe_test_acc"].num_samples.iloc[0])
-        runs.setdefault((dataset, model), []).append(run)
+            run.probe, run.num_probe_test = probe["probe_test_acc"], stored.probe_images()
+        runs.setdefault((summary["dataset"], summary["model"]), []).append(run)
     return runs
 
 

@@ -68,7 +68,7 @@ def found(runs: dict, accuracy: dict | None = None, missing=(), seeds=3, scatter
                               for g in range(jackknife)]
                 for name, curve in names:
                     for i, v in enumerate(list(curve) + [1e9]):
-                        base = {"model": model, "seed": seed, "dataset": "cifar10", "noise": "clean",
+                        base = {"key": f"{model}-{seed}", "model": model, "seed": seed, "dataset": "cifar10", "noise": "clean",
                                 "eval_data": "cifar10", "inputs": "clean", "labels": "clean", "layer_index": i,
                                 "measure": name, "layer": "penultimate" if i == len(curve) else f"block{i}",
                                 "num_samples": 2000}
@@ -77,8 +77,8 @@ def found(runs: dict, accuracy: dict | None = None, missing=(), seeds=3, scatter
                         rows += [{**base, "split": split, "features": features, "value": v} for split, features in views]
                         rows.append({**base, "eval_data": "other", "split": "train", "features": "flat", "value": 1e9})
             train, test = (accuracy or {}).get(model, (1.0, 0.6))
-            summaries.append(("cifar10", model, seed, "clean", train, test + scatter * rng.normal(), 2000))
-    summaries = pd.DataFrame(summaries, columns=["dataset", "model", "seed", "noise", "train_acc", "test_acc",
+            summaries.append((f"{model}-{seed}", "cifar10", model, seed, "clean", train, test + scatter * rng.normal(), 2000))
+    summaries = pd.DataFrame(summaries, columns=["key", "dataset", "model", "seed", "noise", "train_acc", "test_acc",
                                                  "num_test"])
     return StudyResults(pd.DataFrame(rows), summaries, [(RunConfig(m), "missing") for m in missing], None,
                         tuple(RunConfig(m) for m in runs))

@@ -85,7 +85,7 @@ def run(model, name, level, seed, rng, *, holds=True, depth=1.0, train_acc=1.0, 
     if converged is not None:
         add("probe_converged", (np.arange(len(probe)) != converged).astype(float), "clean",
             views=[("train", "pooled")])
-    summary = {"model": model, "corruption": corruption, "seed": seed, "train_acc": train_acc,
+    summary = {"model": model, "dataset": "cifar10", "corruption": corruption, "seed": seed, "train_acc": train_acc,
                "train_acc_clean_inputs": clean_fit if level else np.nan,
                "test_acc": clean_acc - 0.1 * level + scatter * rng.normal(), "num_test": TEST_IMAGES,
                "test_acc_clean_inputs": clean_acc + scatter * rng.normal() if level else np.nan}
@@ -115,8 +115,8 @@ def study(models=("resnet18", "swin_t"), *, seeds=2, depth=None, drop=(), gaussi
                                     train_acc=(unfit or {}).get((model, spec(name, level), seed), 1.0),
                                     clean_acc=(clean_acc or {}).get(model, 0.7),
                                     **options, **(probes or {}).get((model, spec(name, level), seed), {}))
-                rows += more
-                summaries.append(summary)
+                rows += [{**row, "key": config.key()} for row in more]
+                summaries.append({**summary, "key": config.key()})
                 stored.append(config)
     return StudyResults(pd.DataFrame(rows), pd.DataFrame(summaries), missing, Store("/nonexistent"), tuple(stored))
 

@@ -36,7 +36,7 @@ def found(curve, seeds=3, scatter=0.01, sources=PACS, missing=(), jackknife=0, p
     layers = np.arange(TAPS)
     for source in sources:
         for seed in range(seeds):
-            base = {"model": "resnet18", "dataset": f"pacs:{source}", "seed": seed, "inputs": "clean",
+            base = {"key": f"{source}-{seed}", "model": "resnet18", "dataset": f"pacs:{source}", "seed": seed, "inputs": "clean",
                     "labels": "clean", "num_samples": PROBE_IMAGES}
 
             def add(eval_data, measure, values, split="test", features="pooled"):
@@ -60,7 +60,7 @@ def found(curve, seeds=3, scatter=0.01, sources=PACS, missing=(), jackknife=0, p
                 add(f"pacs:{target}", "probe_test_acc", probe)
                 add(f"pacs:{target}", "probe_train_acc", np.full(TAPS, probe_train), split="train")
                 add(f"pacs:{target}", "probe_converged", np.full(TAPS, converged), split="train")
-            summaries.append({"model": "resnet18", "dataset": f"pacs:{source}", "seed": seed, "train_acc": train_acc,
+            summaries.append({"key": f"{source}-{seed}", "model": "resnet18", "dataset": f"pacs:{source}", "seed": seed, "train_acc": train_acc,
                               "num_train": 448, "test_acc": 0.6,
                               **{f"test_acc_{t}": 0.3 for t in PACS if t != source}})
     absent = [(config(s, seed), "missing") for s in missing for seed in range(seeds)]

@@ -35,7 +35,7 @@ def found(runs: dict, missing=(), seeds=3, scatter=0.01, jackknife=0) -> StudyRe
             cdnv = np.asarray(run["cdnv"], float) * (1 + scatter * rng.normal(size=n))
             groupings = {"clean": cdnv} if noise == "clean" else {
                 "noisy": cdnv, "clean": cdnv * np.asarray(run["ratio"]) * (1 + scatter * rng.normal(size=n))}
-            base = {"model": model, "seed": seed, "dataset": "cifar10", "noise": noise, "eval_data": "cifar10",
+            base = {"key": f"{model}-{noise}-{seed}", "model": model, "seed": seed, "dataset": "cifar10", "noise": noise, "eval_data": "cifar10",
                     "inputs": "clean", "num_samples": 2000}
             for labels, values in groupings.items():
                 names = [("cdnv_sum", values)] + [(f"cdnv_sum@jk{g}", values * (1 + 0.001 * rng.normal(size=n)))
@@ -53,10 +53,10 @@ def found(runs: dict, missing=(), seeds=3, scatter=0.01, jackknife=0) -> StudyRe
                                                                                  if v is not None]:
                 rows += [{**base, "layer": f"block{i}", "layer_index": i, "labels": "clean", "measure": measure,
                           "features": "pooled", "split": split, "value": v} for i, v in enumerate(values)]
-            summaries.append((model, "cifar10", noise, seed, run.get("train_acc", 1.0),
+            summaries.append((f"{model}-{noise}-{seed}", model, "cifar10", noise, seed, run.get("train_acc", 1.0),
                               run.get("clean_labels_acc", 0.5) if noise != "clean" else np.nan,
                               run.get("test_acc", 0.5) + scatter * rng.normal(), 2000))
-    summaries = pd.DataFrame(summaries, columns=["model", "dataset", "noise", "seed", "train_acc",
+    summaries = pd.DataFrame(summaries, columns=["key", "model", "dataset", "noise", "seed", "train_acc",
                                                  "train_acc_clean_labels", "test_acc", "num_test"])
     return StudyResults(pd.DataFrame(rows), summaries, [(RunConfig(m, noise=n), "missing") for m, n in missing], None,
                         tuple(RunConfig(m, noise=n) for m, n in runs))

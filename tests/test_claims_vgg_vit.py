@@ -47,11 +47,11 @@ def found(curves: dict, train_acc=None, missing=(), jackknife=10, scatter=0.001)
                                            for g in range(jackknife)]
             for name, series in names:
                 for i, value in enumerate(list(series) + [1e-9]):
-                    base = {"model": model, "seed": 0, "dataset": "cifar10", "eval_data": "cifar10", "inputs": "clean",
+                    base = {"key": model, "model": model, "seed": 0, "num_samples": 2000, "dataset": "cifar10", "eval_data": "cifar10", "inputs": "clean",
                             "labels": "clean", "layer_index": i, "measure": name, "value": value,
                             "layer": "penultimate" if i == len(series) else f"layer{i}"}
                     rows += [{**base, "split": split, "features": features} for split, features in VIEWS]
-    summaries = pd.DataFrame([{"model": m, "size": "", "seed": 0, "dataset": "cifar10", "recipe": "sgd",
+    summaries = pd.DataFrame([{"key": m, "model": m, "size": "", "seed": 0, "dataset": "cifar10", "recipe": "sgd",
                                "epochs": 600 if m in claims.VGGS else 200, "n_per_class": 100,
                                "train_acc": (train_acc or {}).get(m, 1.0), "test_acc": 0.6, "num_train": TRAIN,
                                "num_test": 2000} for m in curves])

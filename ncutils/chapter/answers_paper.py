@@ -177,7 +177,7 @@ def corruption_shift(chapter) -> str:
 def last_probes(chapter) -> pd.DataFrame:
     """One row per (source, seed, target): the last layer's probe test accuracy on the target."""
     needs(chapter, lambda c: True, "the source models")
-    probes = domain.measured(chapter.every_seed.metrics).probe
+    probes = domain.measured(chapter.every_seed).probe
     return pd.DataFrame([(*key, curve.iloc[-1]) for key, curve in probes.items()],
                         columns=["source", "seed", "target", "accuracy"])
 

@@ -13,17 +13,16 @@ last layer over 0.02 below the network (``estimates.check_probes``). Each claim 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from .. import frames
 from ..corruptions import parse_corruption
-from ..estimates import accuracy_estimate, check_probes, network_fit, probe_checked
+from ..estimates import accuracy_estimate, check_probes, network_fit, probe_checked, read_runs
 from ..frames import TERMINAL, VIEWS, memorization_ratios_between
 from ..results import StudyResults
-from ..streaming import PENULTIMATE
 from ..studies import RESNETS, SWINS
 from ..verdict import FAILS, HOLDS, Estimate, binomial, estimate_runs, over_seeds
 from . import figure_link, judged, not_computed, table
@@ -167,28 +166,26 @@ class Measured:
 
 
 def stored_runs(found: StudyResults) -> dict[tuple[str, str], list[Measured]]:
-    """Per (model, corruption spec), its stored runs in seed order (the rows ``frames.layer_rows`` selects)."""
-    metrics, runs = found.metrics, {}
-    rows = metrics[(metrics.labels == "clean") & (metrics.eval_data == metrics.dataset)
-                   & (metrics.layer != PENULTIMATE)].sort_values("layer_index")
-    curves = {key: values.to_numpy(float) for key, values in rows.groupby(
-        ["model", "corruption", "seed", "measure", "split", "features", "inputs"]).value}
-    probes = frames.layer_rows(metrics, "probe_test_acc").sort_values("layer_index")
-    for (model, corruption, seed), summary in found.summaries.groupby(["model", "corruption", "seed"], sort=True):
-        s, trained, run = summary.iloc[0], "clean" if corruption == "clean" else "corrupted", (model, corruption, seed)
-        groups = sorted({int(k[3].rpartition("@jk")[2]) for k in curves if k[:3] == run and "@jk" in k[3]})
-        sides = (("cdnv_sum", trained), ("nc2", trained), ("cdnv_sum", "clean"))
-        def view_curves(view, suffix=""):
-            return [curves[(*run, measure + suffix, *view, inputs)] for measure, inputs in sides]
-        views = {view: Curves(*view_curves(view), tuple(Curves(*view_curves(view, f"@jk{g}")) for g in groups))
-                 for view in VIEWS}
-        probe = probes[(probes.model == model) & (probes.corruption == corruption) & (probes.seed == seed)]
-        clean_test = s.test_acc if corruption == "clean" else s.test_acc_clean_inputs
-        label, fit = f"{model} {corruption} seed {seed}", [curves.get((*run, m, "train", "pooled", "clean"), [])
-                                                             for m in ("probe_train_acc", "probe_converged")]
+    """Per (model, corruption spec), its stored runs in seed order (:func:`ncutils.estimates.read_runs`)."""
+    runs = {}
+    for stored in sorted(read_runs(found).values(),
+                         key=lambda r: (r.summary["model"], r.summary["corruption"], r.seed)):
+        s = stored.summary
+        model, corruption = s["model"], s["corruption"]
+        trained = "clean" if corruption == "clean" else "corrupted"
+
+        def view_curves(curves, view) -> Curves:
+            fitted, clean = (stored.selected(curves, *view, inputs=inputs) for inputs in (trained, "clean"))
+            return Curves(*(c.to_numpy(float) for c in (fitted["cdnv_sum"], fitted["nc2"], clean["cdnv_sum"])))
+        views = {view: replace(view_curves(stored.curves, view),
+                               replicates=tuple(view_curves(g, view) for g in stored.replicates)) for view in VIEWS}
+        probe, label = stored.probes(), f"{model} {corruption} seed {stored.seed}"
+        fit = (probe.get(m, pd.Series(dtype=float)) for m in ("probe_train_acc", "probe_converged"))
+        clean_test = s["test_acc"] if corruption == "clean" else s["test_acc_clean_inputs"]
         runs.setdefault((model, corruption), []).append(Measured(
-            label, float(s.train_acc), float(clean_test), int(s.num_test), probe.value.to_numpy(float),
-            int(probe.num_samples.max() if len(probe) else 0), views, check_probes(label, *fit, network_fit(s))))
+            label, float(s["train_acc"]), float(clean_test), int(s["num_test"]),
+            probe.get("probe_test_acc", pd.Series(dtype=float)).to_numpy(float), stored.probe_images(), views,
+            check_probes(label, *fit, network_fit(pd.Series(s)))))
     return runs
 
 

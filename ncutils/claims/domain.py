@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 
 from .. import frames
-from ..estimates import PROBE_FIT_TOLERANCE
+from ..estimates import PROBE_FIT_TOLERANCE, read_runs
 from ..frames import TERMINAL
+from ..results import StudyResults
 from ..studies import PACS, PACS_CLASSES
 from ..verdict import FAILS, HOLDS, Estimate, binomial, estimate_runs
 from . import figure_link, judged, table
@@ -66,13 +67,6 @@ def target_rows(metrics: pd.DataFrame, measure: str, features: str = "flat") -> 
     rows = frames.layer_rows(shifted.assign(source=shifted.dataset, dataset=shifted.eval_data), measure,
                              split="test", features=features)
     return rows.assign(source=rows.source.str.partition(":")[2], target=rows.eval_data.str.partition(":")[2])
-
-
-def per_run(metrics: pd.DataFrame, measure: str, features: str = "flat", column: str = "value") -> dict:
-    """{(source, seed, target): ``column`` of ``measure`` per layer number} of every stored run."""
-    rows = target_rows(metrics, measure, features)
-    return {(source, int(seed), target): g.set_index("layer number")[column].sort_index()
-            for (source, seed, target), g in rows.groupby(["source", "seed", "target"])}
 
 
 @dataclass
@@ -111,16 +105,26 @@ class Targets:
                                       for g in self.cdnv_jk.get(view, [])])
 
 
-def measured(metrics: pd.DataFrame) -> Targets:
-    """The stored runs' target curves (:class:`Targets`) in each of :data:`VIEWS`."""
-    jk = sorted({m for m in metrics.measure.unique() if m.startswith("cdnv_sum@jk")},
-                key=lambda m: int(m.rpartition("jk")[2])) if not metrics.empty else []
-    images = per_run(metrics, "probe_test_acc", column="num_samples")
-    return Targets(cdnv={v: per_run(metrics, "cdnv_sum", v[1]) for v in VIEWS},
-                   cdnv_jk={v: [per_run(metrics, m, v[1]) for m in jk] for v in VIEWS},
-                   probe=per_run(metrics, "probe_test_acc"), probe_train=per_run(metrics, "probe_train_acc"),
-                   converged=per_run(metrics, "probe_converged"),
-                   probe_images={k: int(n.iloc[0]) for k, n in images.items()})
+def measured(found: StudyResults) -> Targets:
+    """The stored runs' target curves (:class:`Targets`) in each of :data:`VIEWS`
+    (:func:`ncutils.estimates.read_runs`)."""
+    t = Targets(cdnv={v: {} for v in VIEWS}, cdnv_jk={v: [] for v in VIEWS})
+    for run in sorted(read_runs(found).values(), key=lambda r: (r.summary["dataset"], r.seed)):  # keys in order
+        for data in sorted({key[-1] for key in run.curves} - {run.summary["dataset"]}):
+            key = (run.summary["dataset"].partition(":")[2], run.seed, data.partition(":")[2])
+            for view in VIEWS:
+                t.cdnv[view][key] = run.selected(run.curves, *view, eval_data=data)["cdnv_sum"]
+                for g, replicate in enumerate(run.replicates):
+                    if g == len(t.cdnv_jk[view]):
+                        t.cdnv_jk[view].append({})
+                    t.cdnv_jk[view][g][key] = run.selected(replicate, *view, eval_data=data)["cdnv_sum"]
+            probes = run.probes(data)
+            for field_, measure in (("probe", "probe_test_acc"), ("probe_train", "probe_train_acc"),
+                                    ("converged", "probe_converged")):
+                if measure in probes:
+                    getattr(t, field_)[key] = probes[measure]
+            t.probe_images[key] = run.probe_images(data)
+    return t
 
 
 def spearman(a, b) -> float:
@@ -249,7 +253,7 @@ def probe_table(found) -> pd.DataFrame:
     """Per source run and target: how its probes fit (converged, lowest training accuracy), their test
     accuracy (first, last and lowest layer; chance is :data:`CHANCE`) and the layers below chance by more
     than :data:`BELOW_CHANCE` binomial standard errors."""
-    t, rows = measured(found.metrics), []
+    t, rows = measured(found), []
     for key, test in sorted(t.probe.items()):
         converged = t.converged.get(key)
         rows.append((*key, len(test), int((converged != 0).sum()) if converged is not None else pd.NA,
@@ -269,7 +273,7 @@ def claims(found) -> pd.DataFrame:
     """The earlier version's section 4.3 claims, judged from every seed's stored run in ``found`` (a
     :class:`ncutils.results.StudyResults`); every claim compares or quantifies over all source runs, so
     each needs all of them."""
-    t = measured(found.metrics)
+    t = measured(found)
     needed = [f"source {c.dataset} seed {c.seed}" for c in found.configs]
     stored = {f"source {c.dataset} seed {c.seed}" for c in found.stored}
     unfit = unfit_probes(t)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .. import frames
-from ..estimates import accuracy_estimate, check_probes, network_fit, probe_checked
+from ..estimates import accuracy_estimate, check_probes, network_fit, probe_checked, read_runs
 from ..frames import TERMINAL, memorization_ratios
 from ..studies import CIFAR10N, RANDOM_LABELS, RESNETS, SWINS
 from ..verdict import Estimate, binomial, estimate_runs, over_seeds
@@ -116,37 +116,28 @@ class NoiseRun:
     num_test: int = 0
 
 
-def _curve(rows: pd.DataFrame) -> pd.Series:
-    return rows.set_index("layer number").value.sort_index()
-
-
 def load_runs(found) -> dict[tuple[str, str], list[NoiseRun]]:
-    """Per (model, noise), its stored runs in seed order with their curves and jackknife replicates."""
-    if found.summaries.empty:
-        return {}
-    metrics, runs = found.metrics, {}
-    per_run = dict(iter(metrics.groupby(["model", "noise", "seed"]))) if len(metrics) else {}
-    for (model, noise, seed), summary in found.summaries.groupby(["model", "noise", "seed"], sort=True):
-        mine = per_run.get((model, noise, seed), metrics.iloc[:0])
-        run = NoiseRun(seed=int(seed), train_acc=float(summary.train_acc.iloc[0]),
-                       test_acc=float(summary.test_acc.iloc[0]), num_test=int(summary.num_test.iloc[0]))
-        groups = sorted({m.rpartition("@jk")[2] for m in set(mine.measure) if m.startswith("cdnv_sum@jk")}, key=int)
-        run.replicates = [NoiseRun(seed=int(seed)) for _ in groups]
-        trained = "clean" if noise == "clean" else "noisy"
+    """Per (model, noise), its stored runs in seed order (:func:`ncutils.estimates.read_runs`) with their curves
+    and jackknife replicates."""
+    runs = {}
+    for stored in sorted(read_runs(found).values(), key=lambda r: (r.summary["model"], r.summary["noise"], r.seed)):
+        summary = stored.summary
+        model, noise, trained = summary["model"], summary["noise"], "clean" if summary["noise"] == "clean" else "noisy"
+        run = NoiseRun(seed=stored.seed, train_acc=float(summary["train_acc"]), test_acc=float(summary["test_acc"]),
+                       num_test=int(summary["num_test"]), replicates=[NoiseRun(seed=stored.seed) for _ in stored.replicates])
         for view in VIEWS:
-            for name, copy in [("cdnv_sum", run)] + [(f"cdnv_sum@jk{g}", r) for g, r in zip(groups, run.replicates)]:
-                curve = _curve(frames.layer_rows(mine, name, split=view[0], labels=trained, features=view[1]))
-                if curve.empty:
+            for curves, copy in [(stored.curves, run)] + list(zip(stored.replicates, run.replicates)):
+                fitted = stored.selected(curves, *view, labels=trained).get("cdnv_sum")
+                if fitted is None:
                     continue
-                copy.cdnv[view] = curve
+                copy.cdnv[view] = fitted
                 if noise != "clean":
-                    true = _curve(frames.layer_rows(mine, name, split=view[0], features=view[1]))
-                    copy.ratio[view] = true / curve
-        probe = frames.layer_rows(mine, "probe_test_acc")
-        if len(probe):
-            run.probe, run.num_probe_test = _curve(probe), int(probe.num_samples.iloc[0])
-        fit = (_curve(frames.layer_rows(mine, m)) for m in ("probe_train_acc", "probe_converged"))
-        run.probe_problems = check_probes(f"{model} {noise} seed {seed}", *fit, network_fit(summary.iloc[0]))
+                    copy.ratio[view] = stored.selected(curves, *view)["cdnv_sum"] / fitted
+        probe = stored.probes()
+        if "probe_test_acc" in probe:
+            run.probe, run.num_probe_test = probe["probe_test_acc"], stored.probe_images()
+        fit = (probe.get(m, pd.Series(dtype=float)) for m in ("probe_train_acc", "probe_converged"))
+        run.probe_problems = check_probes(f"{model} {noise} seed {stored.seed}", *fit, network_fit(pd.Series(summary)))
         runs.setdefault((model, noise), []).append(run)
     return runs
 

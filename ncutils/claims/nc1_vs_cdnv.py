@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..estimates import read_runs
 from ..frames import TERMINAL, VIEWS, layer_rows, run_table
 from ..results import StudyResults
-from ..streaming import JACKKNIFE_MEASURES, PENULTIMATE
+from ..streaming import JACKKNIFE_MEASURES
 from ..verdict import FAILS, HOLDS, INCONCLUSIVE, Estimate, binomial, estimate_runs, over_seeds
 from . import figure_link, judged, table
 from .clean import Judged, view_name
@@ -70,26 +71,17 @@ class LayerRun:
 
 
 def layer_runs(found: StudyResults, measures) -> dict[str, LayerRun]:
-    """Every stored run of ``found`` by its key, with ``measures`` (and their jackknife replicates) on the run's
-    own data, clean labels and inputs, read in one pass over the table."""
-    metrics, per_run = found.metrics, {}
-    if not metrics.empty:
-        rows = metrics[(metrics.eval_data == metrics.dataset) & (metrics.labels == "clean")
-                       & (metrics.inputs == "clean") & (metrics.layer != PENULTIMATE)]
-        rows = rows[rows.measure.str.partition("@jk")[0].isin(measures)].sort_values("layer_index", kind="stable")
-        for (key, measure, split, features), g in rows.groupby(["key", "measure", "split", "features"], sort=False):
-            curves, images, groups = per_run.setdefault(key, ({}, {}, {}))
-            name, _, group = measure.partition("@jk")
-            if group:
-                groups.setdefault(int(group), {})[name, split, features] = g.value.to_numpy(float)
-            else:
-                curves[name, split, features] = g.value.to_numpy(float)
-                images[name, split, features] = int(g.num_samples.iloc[0]) if pd.notna(g.num_samples.iloc[0]) else 0
-    out = {}
-    for summary in found.summaries.to_dict("records"):
-        curves, images, groups = per_run.get(summary["key"], ({}, {}, {}))
-        out[summary["key"]] = LayerRun(summary, curves, images, tuple(groups[g] for g in sorted(groups)))
-    return out
+    """Every stored run of ``found`` by its key (:func:`ncutils.estimates.read_runs`), with ``measures`` (and
+    their jackknife replicates) on the run's own data, clean labels and inputs."""
+    def own(run, values: dict) -> dict:
+        return {(m, split, features): v for (m, split, features, labels, inputs, data), v in values.items()
+                if m in measures and labels == inputs == "clean" and data == run.summary["dataset"]}
+
+    def arrays(run, curves: dict) -> dict:
+        return {k: c.to_numpy(float) for k, c in own(run, curves).items()}
+    return {key: LayerRun(run.summary, arrays(run, run.curves), own(run, run.images),
+                          tuple(arrays(run, g) for g in run.replicates))
+            for key, run in read_runs(found).items()}
 
 
 def by_model(found: StudyResults, measures) -> dict[tuple[str, str], list[LayerRun]]:
