@@ -48,11 +48,13 @@ def accuracy_figure(summaries: pd.DataFrame, note: str) -> None:
     if summaries.empty:
         print(f"no stored runs yet ({note})")
         return
-    runs = summaries.assign(setting=summaries.model + ", " + summaries.noise, images=summaries.n_per_class.fillna(5000))
+    runs = summaries.assign(setting=summaries.model + ", " + summaries.noise,
+                            images=summaries.n_per_class.fillna(data_scale.ALL_IMAGES))
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     sns.lineplot(runs, x="images", y="test_acc", hue="setting", style="setting", marker="o", errorbar=("se", 2), ax=ax)
     for (model, noise), accuracy in data_scale.PAPER_TEST_ACC.items():
-        ax.plot([5000], [accuracy], "*", markersize=14, color="black", label=f"paper: {model}, {noise}, all images")
+        ax.plot([data_scale.ALL_IMAGES], [accuracy], "*", markersize=14, color="black",
+                label=f"paper: {model}, {noise}, all images")
     ax.set_xscale("log")
     ax.set(xlabel="training images per class", ylabel="test accuracy", ylim=(0, 1),
            title=wrapped(f"Test accuracy by training images per class ({note})", 60))

@@ -50,7 +50,12 @@ def table(rows: list[dict]) -> pd.DataFrame:
 
 STYLE = ("<style>.claims td, .claims th {vertical-align: top; text-align: left; padding: 4px 6px;}"
          " .claims .chapter th {background: #eef1f5; font-size: 1.05em;}"
-         " .claims td.verdict {white-space: nowrap; font-weight: bold;}</style>")
+         " .claims .verdict {white-space: nowrap; font-weight: bold;}</style>")
+
+
+def verdict_html(verdict: str, tag: str = "td") -> str:
+    """One verdict as the claims tables show it: bold, in its colour (:data:`VERDICT_COLOURS`)."""
+    return f'<{tag} class="verdict" style="color: {VERDICT_COLOURS[verdict]}">{verdict}</{tag}>'
 
 
 def as_html(claims: pd.DataFrame, labels: dict[str, str] | None = None,
@@ -79,8 +84,7 @@ def as_html(claims: pd.DataFrame, labels: dict[str, str] | None = None,
             text = html.escape(labels.get(link, link.partition("#")[2] or link))
             figure = f'<a href="{html.escape(link)}">{text}</a>' if link and linked else text
             rows.append(f"<tr><td>{html.escape(r.claim)}</td><td>{html.escape(str(r.statistic))}</td>"
-                        f'<td class="verdict" style="color: {VERDICT_COLOURS[r.verdict]}">{r.verdict}</td>'
-                        f"<td>{figure}</td></tr>")
+                        f"{verdict_html(r.verdict)}<td>{figure}</td></tr>")
     return HTML(STYLE + '<table class="claims">' + "".join(rows) + "</table>")
 
 

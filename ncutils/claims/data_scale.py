@@ -20,7 +20,7 @@ import html
 import pandas as pd
 
 from .. import frames
-from . import STYLE, VERDICT_COLOURS, clean, figure_link, label_noise, table
+from . import STYLE, clean, figure_link, label_noise, table, verdict_html
 
 STUDY = "data_scale"
 CHAPTER = "data_scale"
@@ -28,6 +28,7 @@ CURVES = figure_link(CHAPTER, "data-scale-curves")
 ACCURACY = figure_link(CHAPTER, "data-scale-accuracy")
 # section 4.1: "ResNet18 achieves lower accuracies of 94.72% on CIFAR-10" (the only one it states for these runs)
 PAPER_TEST_ACC = {("resnet18", "clean"): 0.9472}
+ALL_IMAGES = 5000  # CIFAR-10's training images per class: the paper's runs, and the rung of every image
 
 
 def rung_name(n_per_class: int | None) -> str:
@@ -101,8 +102,7 @@ def ladder_html(wide: pd.DataFrame):
     head = "".join(f"<th>{n} images per class</th>" for n in names)
     rows = [f"<tr><th>claim</th>{head}</tr>"]
     for _, r in wide.iterrows():
-        cells = "".join(f'<td><span class="verdict" style="color: {VERDICT_COLOURS[r[f"verdict {n}"]]}; '
-                        f'font-weight: bold">{r[f"verdict {n}"]}</span><br>{html.escape(str(r[f"statistic {n}"]))}</td>'
+        cells = "".join(f'<td>{verdict_html(r[f"verdict {n}"], "span")}<br>{html.escape(str(r[f"statistic {n}"]))}</td>'
                         for n in names)
         rows.append(f"<tr><td>{html.escape(r.claim)}</td>{cells}</tr>")
     return HTML(STYLE + '<table class="claims">' + "".join(rows) + "</table>")
