@@ -1,14 +1,17 @@
 """The committed cpu results the book is built from meet the probe-validity rules of the verdicts (issue 15):
 every probe converged and above chance, a clean run's last-layer probe fitting what the network fits, and
-the PACS target probes fitting their training images."""
+the PACS target probes fitting their training images; and every verdict the claims page gives from them
+shows its statistic with its uncertainty and the kind of that uncertainty."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from ncutils.claims import all_claims
 from ncutils.claims.domain import BELOW_CHANCE
 from ncutils.estimates import PROBE_FIT_TOLERANCE, check_probes, network_fit
 from ncutils.results import available
@@ -70,3 +73,23 @@ def test_the_pacs_target_probes_fit_their_training_images(stored):
     unfit = [f"{key} on {data}: {t.probe_train_acc.iloc[-1]:.3f}" for (key, data), t in targets.items()
              if t.probe_train_acc.iloc[-1] < 1 - PROBE_FIT_TOLERANCE or (t.probe_converged == 0).any()]
     assert not unfit, unfit
+
+
+# The kinds of uncertainty an estimate may carry (ncutils.verdict.Estimate), one or several joined by "; "
+KIND = r"(\d+ seeds|jackknife over images, \d+ groups|binomial, [\d/]+ images|parametric bootstrap, \d+ draws)"
+WITH_UNCERTAINTY = re.compile(rf"± [-\d.e+]+ \({KIND}(; {KIND})*\)")
+WITHOUT = ("no within-run uncertainty for", "one run without jackknife replicates")  # such a claim is inconclusive
+
+
+def test_every_verdict_shows_its_uncertainty_and_its_kind(monkeypatch):
+    monkeypatch.setenv("NCUTILS_RESULTS", str(RESULTS))
+    claims = all_claims("cpu")
+    judged = claims[claims.verdict != "not computed"]
+    assert len(judged), "no claim is judged from the committed cpu results"
+    bare = [f"{r.claim[:80]}: {r.statistic}" for r in judged.itertuples()
+            if not WITH_UNCERTAINTY.search(r.statistic)
+            and not (r.verdict == "inconclusive" and any(w in r.statistic for w in WITHOUT))]
+    unnamed = [f"{r.claim[:80]}: {r.statistic}" for r in judged.itertuples()
+               if r.statistic.count("±") != len(WITH_UNCERTAINTY.findall(r.statistic))]
+    assert not bare, "verdicts with no uncertainty shown:\n" + "\n".join(bare)
+    assert not unnamed, "uncertainties without their kind:\n" + "\n".join(unnamed)
