@@ -12,6 +12,7 @@ setting, the repository's public GitHub URL (``REPO_URL``), adds launch buttons 
 Chapters are the ``_executed/<name>`` entries of ``book/_toc.yml``; each is ``notebooks/<name>.md``
 (jupytext) executed with parameters ``scale`` and ``compute`` into ``book/_executed/<name>.ipynb``. Labs
 are its ``_labs/<name>`` entries, ``notebooks/labs/<name>.md`` executed the same way into ``book/_labs/``.
+Pages are executed one per core side by side (``--workers``), each in a kernel of its own.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jupytext
@@ -52,8 +54,12 @@ class ChapterFailed(RuntimeError):
 @contextlib.contextmanager
 def _this_package_first():
     """The kernels import this repository's ncutils (not another checkout's installed in the environment):
-    its root goes first on their PYTHONPATH."""
+    its root goes first on their PYTHONPATH (already there: nothing changes, so chapters executed side by side
+    inside one such block leave the variable alone)."""
     before = os.environ.get("PYTHONPATH")
+    if before is not None and before.split(os.pathsep)[0] == str(PACKAGE_PARENT):
+        yield
+        return
     os.environ["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_PARENT)] + ([before] if before else []))
     try:
         yield
@@ -225,23 +231,36 @@ def render(book: Path = BOOK, repo_url: str | None = None) -> Path:
 
 
 def build(scale: str = "cpu", compute: bool = False, book: Path = BOOK, into: Path | None = None,
-          repo_url: str | None = None) -> Path:
-    """Execute every chapter, render the book (:func:`render`, ``repo_url``: see :func:`book_config`), return the
-    path of its index.html. ``into``: build a copy of the book's sources there (executed chapters and HTML
-    included), leaving ``book``'s own build untouched."""
+          repo_url: str | None = None, workers: int | None = None) -> Path:
+    """Execute every chapter and lab, ``workers`` at a time (default: one per core; each is a kernel of its
+    own), render the book (:func:`render`, ``repo_url``: see :func:`book_config`), return the path of its
+    index.html. ``into``: build a copy of the book's sources there (executed chapters and HTML included),
+    leaving ``book``'s own build untouched. A chapter that fails stops the build with its error."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+    workers = len(os.sched_getaffinity(0)) if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     if into is not None:
         shutil.copytree(book, into, ignore=shutil.ignore_patterns("_build", EXECUTED, labs.EXECUTED),
                         dirs_exist_ok=True)
         book = Path(into)
-    for name in chapters(book):
-        print(f"executing {name} (scale {scale}{', computing missing runs' if compute else ''})", flush=True)
-        execute(name, scale, compute, book)
+    pages = [(name, NOTEBOOKS, EXECUTED) for name in chapters(book)]
+    pages += [(name, labs.NOTEBOOKS, labs.EXECUTED) for name in labs.lab_names(book)]  # notebooks/labs -> _labs
+
+    def run(name: str, notebooks: Path, into: str) -> Path:
+        print(f"executing {into}/{name} (scale {scale}{', computing missing runs' if compute else ''})", flush=True)
+        return execute(name, scale, compute, book, notebooks, into=into)
+
+    with _this_package_first(), ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(run, *page) for page in pages]
+        try:
+            for future in futures:  # in the book's order: the first failing page's error
+                future.result()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
     (book / EXECUTED / FINDINGS).write_text(data_scale.findings(scale))  # the landing page includes it
-    for name in labs.lab_names(book):  # the labs: notebooks/labs/<name>.md into book/_labs/
-        print(f"executing lab {name} (scale {scale})", flush=True)
-        execute(name, scale, compute, book, labs.NOTEBOOKS, into=labs.EXECUTED)
     return render(book, repo_url)
 
 
@@ -250,6 +269,7 @@ def main(argv=None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", default="cpu", choices=list(SCALES))
     p.add_argument("--compute", action="store_true", help="compute missing runs instead of failing")
+    p.add_argument("--workers", type=int, help="chapters executed at a time (default: one per core)")
     p.add_argument("--repo-url", help=f"the repository's public GitHub URL, which adds launch buttons (default: "
                                       f"${REPO_URL}; empty: none)")
     p.add_argument("--colab-notebooks", action="store_true",
@@ -259,7 +279,7 @@ def main(argv=None) -> None:
         if a.colab_notebooks:
             print("\n".join(str(path) for path in colab_notebooks(a.repo_url)))
             return
-        index = build(a.scale, a.compute, repo_url=a.repo_url)
+        index = build(a.scale, a.compute, repo_url=a.repo_url, workers=a.workers)
     except (ChapterFailed, FileNotFoundError, ValueError) as e:
         sys.exit(f"book build failed: {e}")
     print(f"book: {index}")

@@ -4,6 +4,7 @@ import re
 import nbformat
 import pytest
 
+import ncutils.book as book_module
 from ncutils.book import BOOK, ChapterFailed, build, chapters, execute
 from ncutils.labs import lab_names
 from ncutils.store import Store
@@ -104,6 +105,20 @@ def test_a_failing_cell_names_the_notebook_and_the_cell(tmp_path):
         HEADER + "```{code-cell} python\nx = 1\n```\n\n```{code-cell} python\nraise RuntimeError('boom')\n```\n")
     with pytest.raises(ChapterFailed, match=r"notebook broken.md failed in cell \d+: RuntimeError: boom"):
         execute("broken", "smoke", False, book=tmp_path, notebooks=tmp_path)
+
+
+def test_a_failing_chapter_stops_a_build_of_chapters_executed_side_by_side(tmp_path, monkeypatch):
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n- file: _executed/fine\n"
+                                       "- file: _executed/broken\n- file: _executed/after\n")
+    for name, cell in (("fine", "x = 1"), ("broken", "raise RuntimeError('boom')"), ("after", "y = 2")):
+        (tmp_path / f"{name}.md").write_text(HEADER + f"```{{code-cell}} python\n{cell}\n```\n")
+    monkeypatch.setattr(book_module, "NOTEBOOKS", tmp_path)
+    with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
+        build(scale="smoke", book=tmp_path, workers=0)
+    with pytest.raises(ChapterFailed, match=r"notebook broken.md failed in cell \d+: RuntimeError: boom"):
+        build(scale="smoke", book=tmp_path, workers=2)
+    assert (tmp_path / "_executed" / "fine.ipynb").exists()
+    assert not (tmp_path / "_build").exists(), "a failed build rendered the book"
 
 
 def test_chapters_import_the_package_of_the_book_they_belong_to(tmp_path):
