@@ -36,7 +36,7 @@ from .train import default_device
 # 2-core reference machine: ncutils.train.train (bf16 autocast, batch 128, 2 threads) for two epochs of
 # 1,280 images, the second epoch's images_per_s, the better of two repetitions. The machine was shared:
 # repeating a measurement gave up to 2x different speeds, so take estimates as +-50%; the dry run
-# calibrates them on the wall time of stored runs. ViT small and base were re-measured at their cpu sizes
+# calibrates them on the measured time of stored runs (measured_seconds). ViT small and base were re-measured at their cpu sizes
 # (embed 48, 96): so narrow, a ViT's speed does not follow its FLOPs (scaling the speeds
 # measured at embed 96 and 192 by FLOPs overestimated them about 4x).
 REFERENCE_TRAIN_IMAGES_PER_S = {
@@ -226,12 +226,18 @@ def dataset_facts(dataset: str) -> tuple[int, int, int, tuple[int, int, int], in
 
 
 def measured_seconds(record) -> float:
-    """A stored run's cost: its median epoch times its epochs, plus its other phases (measuring,
-    probing, ...). The median, not the sum: an epoch slowed by another process (or a paused run) says
-    nothing about the run's cost."""
-    epochs = record.train_log["seconds"]
-    phases = sum(v for k, v in record.provenance["seconds"].items() if k not in ("train", "total"))
-    return (epochs.median() * len(epochs) if len(epochs) else 0.0) + phases
+    """A stored run's cost: its median epoch times its epochs, plus its other phases (measuring, probing, ...).
+
+    A run of one thread that recorded its CPU time is measured by it: other processes sharing the cores
+    slow its wall clock, not its CPU time. Otherwise (several threads, or a run stored before CPU time was
+    recorded) by wall time, where the median, not the sum, keeps an epoch slowed by another process (or a
+    paused run) out of the run's cost."""
+    log, provenance = record.train_log, record.provenance
+    cpu = log["cpu_seconds"].dropna() if "cpu_seconds" in log else log.iloc[:0, 0]
+    by_cpu = provenance.get("torch_threads") == 1 and "cpu_seconds" in provenance and (len(cpu) or log.empty)
+    epochs, phases = (cpu, provenance["cpu_seconds"]) if by_cpu else (log["seconds"], provenance["seconds"])
+    other = sum(v for k, v in phases.items() if k not in ("train", "total"))
+    return (epochs.median() * len(log) if len(epochs) else 0.0) + other
 
 
 def _batches(images: int) -> int:

@@ -45,7 +45,7 @@ from .train import TrainConfig, default_device, evaluate, load_checkpoint, train
 
 METRIC_COLUMNS = ("eval_data", "split", "inputs", "labels", "features", "layer", "layer_index", "measure", "value",
                   "num_classes", "num_samples", "dim")
-LOG_COLUMNS = ("epoch", "lr", "loss", "acc", "images_per_s", "seconds")
+LOG_COLUMNS = ("epoch", "lr", "loss", "acc", "images_per_s", "seconds", "cpu_seconds")
 MEASURE_BATCH = 128  # images per measuring batch (eval mode: the numbers do not depend on it beyond rounding)
 VERSIONED_PACKAGES = ("torch", "torchvision", "timm", "numpy", "pandas", "pyarrow", "ncutils")
 
@@ -89,19 +89,20 @@ def run_experiment(config: RunConfig, *, checkpoint: str | Path | None = None, p
                    device: str | torch.device | None = None) -> RunRecord:
     """Run ``config`` end to end (see the module doc); ``checkpoint``: the training checkpoint file."""
     device = torch.device(device) if device is not None else default_device()
-    seconds: dict[str, float] = {}
+    seconds: dict[str, float] = {}  # wall time of each phase
+    cpu_seconds: dict[str, float] = {}  # this process's CPU time of each phase
     started = datetime.datetime.now(datetime.timezone.utc)
     run = config.training_identity()
     # a checkpoint of another run is refused (and a damaged one set aside) before any work
     state = load_checkpoint(checkpoint, run=run) if config.epochs and checkpoint is not None else None
     resumed_from = state["epoch"] if state is not None else 0
     del state
-    with _timed(seconds, "data"):
+    with _timed(seconds, cpu_seconds, "data"):
         data = load_run_data(config)
 
     torch.manual_seed(config.seed)
     model = build_model(config.model, data.train.num_classes, in_shape=data.train.shape, **dict(config.size))
-    with _timed(seconds, "train"):
+    with _timed(seconds, cpu_seconds, "train"):
         if config.epochs:
             log = train(model, data.train_inputs, TrainConfig(recipe=config.recipe, epochs=config.epochs,
                                                               batch_size=config.batch_size, seed=config.seed,
@@ -111,11 +112,11 @@ def run_experiment(config: RunConfig, *, checkpoint: str | Path | None = None, p
         else:
             model.to(device)
             log = pd.DataFrame(columns=list(LOG_COLUMNS))
-    with _timed(seconds, "evaluate"):
+    with _timed(seconds, cpu_seconds, "evaluate"):
         summary = _accuracies(model, config, data)
-    with _timed(seconds, "measure"):
+    with _timed(seconds, cpu_seconds, "measure"):
         frames = [_measured(model, s, config, data.train.num_classes, device) for s in _eval_sets(config, data)]
-    with _timed(seconds, "probe"):
+    with _timed(seconds, cpu_seconds, "probe"):
         if config.probe:
             frames.append(_probed(model, data.train, data.test, config.dataset, config, device))
             frames += [_probed(model, t.probe_train, t.probe_test, _target_name(config, name), config, device)
@@ -124,12 +125,12 @@ def run_experiment(config: RunConfig, *, checkpoint: str | Path | None = None, p
     for column in ("num_classes", "num_samples", "dim"):
         metrics[column] = metrics[column].astype("Int64")
 
-    seconds["total"] = sum(seconds.values())
+    seconds["total"], cpu_seconds["total"] = sum(seconds.values()), sum(cpu_seconds.values())
     provenance = {
         "code_version": CODE_VERSION, "git": _git_state(), "versions": _versions(), "device": _device_name(device),
         "torch_threads": torch.get_num_threads(), "bf16_native": bf16_native(device), "platform": platform.platform(),
         "started_utc": started.isoformat(),
-        "seconds": seconds, "resumed_from_epoch": resumed_from, "trained_epochs": config.epochs - resumed_from,
+        "seconds": seconds, "cpu_seconds": cpu_seconds, "resumed_from_epoch": resumed_from, "trained_epochs": config.epochs - resumed_from,
         "data": {"train": _data_provenance(data.train_inputs), "test": _data_provenance(data.test_inputs),
                  **{f"target:{name}": _data_provenance(t.probe_test) for name, t in data.targets.items()}},
     }
@@ -234,12 +235,12 @@ def _smallest_class(shift: DomainShift, target: str) -> int:
 
 
 @contextmanager
-def _timed(seconds: dict, phase: str):
-    start = time.perf_counter()
+def _timed(seconds: dict, cpu_seconds: dict, phase: str):
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         yield
     finally:
-        seconds[phase] = time.perf_counter() - start
+        seconds[phase], cpu_seconds[phase] = time.perf_counter() - start, time.process_time() - cpu
 
 
 def _git_state() -> dict | None:

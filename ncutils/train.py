@@ -135,7 +135,8 @@ def train(model: TappedModel, data: ImageData, cfg: TrainConfig, *, labels: torc
     ``RunConfig.training_identity()``), recorded in the checkpoint; a checkpoint of another run is refused.
     stop_after: return after this many epochs in total (to split a run; resuming continues it).
     Returns the per-epoch log: epoch, lr, loss, acc (on the training labels, augmented batches),
-    images_per_s, seconds.
+    images_per_s, seconds (wall), cpu_seconds (this process's CPU time, every thread: what the epoch cost,
+    however many other processes shared the machine).
     """
     recipe = RECIPES[cfg.recipe]
     device = torch.device(device) if device is not None else default_device()
@@ -172,7 +173,7 @@ def train(model: TappedModel, data: ImageData, cfg: TrainConfig, *, labels: torc
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # stochastic depth, dropout
         batches.epoch = epoch
         model.train()
-        t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+        t0, cpu0, seen, loss_sum, correct = time.perf_counter(), time.process_time(), 0, 0.0, 0
         for i, (x, y) in enumerate(batches):
             lr = learning_rate(recipe, epoch * steps_per_epoch + i, total)
             for group in optimizer.param_groups:
@@ -188,7 +189,7 @@ def train(model: TappedModel, data: ImageData, cfg: TrainConfig, *, labels: torc
             correct += (logits.argmax(1) == y).sum().item()
         seconds = time.perf_counter() - t0
         log.append({"epoch": epoch + 1, "lr": lr, "loss": loss_sum / seen, "acc": correct / seen,
-                    "images_per_s": seen / seconds, "seconds": seconds})
+                    "images_per_s": seen / seconds, "seconds": seconds, "cpu_seconds": time.process_time() - cpu0})
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / seconds:.0f}")
         if checkpoint is not None:
             atomic_save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),

@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import time
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -160,6 +161,26 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path, c
     assert 1 <= record.provenance["resumed_from_epoch"] < config.epochs
     assert record.train_log.epoch.tolist() == list(range(1, config.epochs + 1))
     assert torch.load(checkpoint, weights_only=True)["epoch"] == config.epochs
+
+
+def record(threads: int, wall: list, cpu: list | None, phases: dict, cpu_phases: dict | None):
+    """A stored run's timing as measured_seconds reads it: per-epoch wall (and CPU) seconds, per-phase ones."""
+    log = pd.DataFrame({"seconds": wall} | ({"cpu_seconds": cpu} if cpu is not None else {}))
+    provenance = {"torch_threads": threads, "seconds": phases} | ({"cpu_seconds": cpu_phases} if cpu_phases else {})
+    return SimpleNamespace(train_log=log, provenance=provenance)
+
+
+def test_a_run_of_one_thread_costs_its_cpu_time_and_others_their_median_wall_epoch():
+    phases = {"data": 1.0, "train": 99.0, "measure": 4.0, "total": 104.0}
+    cpu_phases = {"data": 0.5, "train": 30.0, "measure": 2.0, "total": 32.5}
+    # one thread, sharing its core with another process: every epoch took twice its CPU time on the wall
+    shared = record(1, [20.0, 20.0, 60.0], [10.0, 10.0, 10.0], phases, cpu_phases)
+    assert measured_seconds(shared) == 3 * 10.0 + 0.5 + 2.0
+    assert measured_seconds(record(2, [20.0, 20.0, 60.0], [35.0, 35.0, 35.0], phases, cpu_phases)) == 3 * 20.0 + 5.0
+    assert measured_seconds(record(1, [20.0, 20.0, 60.0], None, phases, None)) == 3 * 20.0 + 5.0  # stored before
+    # resumed from a checkpoint written before CPU time was logged: the median of the epochs that have it
+    assert measured_seconds(record(1, [20.0, 20.0, 60.0], [None, 10.0, 12.0], phases, cpu_phases)) == 3 * 11.0 + 2.5
+    assert measured_seconds(record(1, [], [], phases, cpu_phases)) == 2.5  # at initialisation: its measuring
 
 
 def test_runs_at_initialisation_cost_their_measuring_and_do_not_calibrate_training(tmp_path, cifar_root,

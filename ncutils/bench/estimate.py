@@ -4,7 +4,7 @@
                                      [--threads 1] [--no-chapter] [--keep]
 
 1. Stored runs: for every stored run of ``--scale``, its measured cost (``measured_seconds``: its median
-   epoch times its epochs plus the other phases of its provenance.json), the reference estimate (not
+   epoch times its epochs plus the other phases of its provenance.json, in CPU time for a run of one thread), the reference estimate (not
    calibrated; for the kind of CPU the run ran on) and the estimate the dry run prints for it, calibrated
    leave-one-out: on the *other* stored runs of its model, size and precision only. Ratios are
    estimate / measured; the worst is the one farthest from 1 either way.

@@ -79,18 +79,24 @@ def plan_configs(configs: list[RunConfig]) -> list[RunConfig]:
     return list(dict.fromkeys(configs))
 
 
-def rung_cost(configs: list[RunConfig], cost_table: pd.DataFrame, scale: str) -> pd.DataFrame:
-    """Per rung of the data-scale ladder (training images per class): its runs, epochs, SGD steps and
-    minutes (measured where stored), from :func:`cost`'s table."""
+def rung_cost(configs: list[RunConfig], cost_table: pd.DataFrame, scale: str, summaries: pd.DataFrame) -> pd.DataFrame:
+    """Per rung of the data-scale ladder (training images per class): its runs, epochs, SGD steps, minutes
+    (measured where stored), from :func:`cost`'s table, and the lowest training accuracy of its stored runs
+    on the labels they trained with (``summaries``: the stored runs' rows), against :data:`TERMINAL`."""
     rows = cost_table.assign(config=plan_configs(configs))
     rows = rows[rows.config.isin(set(STUDIES[LADDER](scale)))]
+    fit = summaries.set_index("key").train_acc if not summaries.empty else pd.Series(dtype=float)
+    rows = rows.assign(train_acc=rows.config.map(lambda c: fit.get(c.key())))
     return pd.DataFrame([{"images per class": n or "all", "runs": len(group),
                           "epochs": ", ".join(sorted({str(c.epochs) for c in group.config})),
                           "SGD steps": ", ".join(sorted({str(steps(c)) for c in group.config})),
                           "measured min": group["measured min"].sum(),
                           "runs measured": group["measured min"].notna().sum(),
-                          "estimated min (all runs)": group["estimated min"].sum()}
-                         for n, group in rows.groupby(rows.config.map(lambda c: c.n_per_class or 10**9))]).round(1)
+                          "estimated min (all runs)": group["estimated min"].sum(),
+                          "lowest train accuracy": group.train_acc.min(),
+                          f"runs below {TERMINAL:.0%}": int((group.train_acc < TERMINAL).sum())}
+                         for n, group in rows.groupby(rows.config.map(lambda c: c.n_per_class or 10**9))]).round(
+        {"measured min": 1, "estimated min (all runs)": 1, "lowest train accuracy": 3})
 
 
 def terminal(summaries: pd.DataFrame) -> tuple[str, pd.DataFrame]:
