@@ -233,11 +233,20 @@ def measured_seconds(record) -> float:
     recorded) by wall time, where the median, not the sum, keeps an epoch slowed by another process (or a
     paused run) out of the run's cost."""
     log, provenance = record.train_log, record.provenance
-    cpu = log["cpu_seconds"].dropna() if "cpu_seconds" in log else log.iloc[:0, 0]
-    by_cpu = provenance.get("torch_threads") == 1 and "cpu_seconds" in provenance and (len(cpu) or log.empty)
-    epochs, phases = (cpu, provenance["cpu_seconds"]) if by_cpu else (log["seconds"], provenance["seconds"])
+    if measured_by_cpu(record):
+        epochs, phases = log["cpu_seconds"].dropna() if len(log) else log.iloc[:0, 0], provenance["cpu_seconds"]
+    else:
+        epochs, phases = log["seconds"], provenance["seconds"]
     other = sum(v for k, v in phases.items() if k not in ("train", "total"))
     return (epochs.median() * len(log) if len(epochs) else 0.0) + other
+
+
+def measured_by_cpu(record) -> bool:
+    """Whether :func:`measured_seconds` measures a stored run by its CPU time: a run of one thread that recorded
+    it (for some epoch, or with none trained)."""
+    log, provenance = record.train_log, record.provenance
+    logged = log.empty or ("cpu_seconds" in log and log["cpu_seconds"].notna().any())
+    return provenance.get("torch_threads") == 1 and "cpu_seconds" in provenance and logged
 
 
 def _batches(images: int) -> int:

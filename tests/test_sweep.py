@@ -16,7 +16,7 @@ from ncutils.config import RunConfig
 from ncutils.store import Store
 from ncutils.scales import SCALES
 from ncutils.estimate import (RUN_SECONDS, STARTUP_SECONDS, TAP_SET_SECONDS, cost_terms, dataset_facts,
-                              estimated_seconds, measured_seconds, plan, startup_seconds)
+                              estimated_seconds, measured_by_cpu, measured_seconds, plan, startup_seconds)
 from ncutils.sweep import RunJob, run_local, run_submitit, sweep_threads
 
 THREADS = 1  # bitwise-equal results across processes need equal torch thread counts
@@ -175,7 +175,8 @@ def test_a_run_of_one_thread_costs_its_cpu_time_and_others_their_median_wall_epo
     cpu_phases = {"data": 0.5, "train": 30.0, "measure": 2.0, "total": 32.5}
     # one thread, sharing its core with another process: every epoch took twice its CPU time on the wall
     shared = record(1, [20.0, 20.0, 60.0], [10.0, 10.0, 10.0], phases, cpu_phases)
-    assert measured_seconds(shared) == 3 * 10.0 + 0.5 + 2.0
+    assert measured_seconds(shared) == 3 * 10.0 + 0.5 + 2.0 and measured_by_cpu(shared)
+    assert not measured_by_cpu(record(2, [20.0], [35.0], phases, cpu_phases))
     assert measured_seconds(record(2, [20.0, 20.0, 60.0], [35.0, 35.0, 35.0], phases, cpu_phases)) == 3 * 20.0 + 5.0
     assert measured_seconds(record(1, [20.0, 20.0, 60.0], None, phases, None)) == 3 * 20.0 + 5.0  # stored before
     # resumed from a checkpoint written before CPU time was logged: the median of the epochs that have it

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..config import RunConfig
-from ..estimate import measured_seconds, plan
+from ..estimate import measured_by_cpu, measured_seconds, plan
 from ..experiment import RunRecord
 from ..frames import TERMINAL
 from ..results import StudyResults
@@ -47,10 +47,11 @@ def cost(configs: list[RunConfig], found: StudyResults, runs: dict[RunConfig, Ru
     minutes; the estimate calibrated by the stored runs of one thread)."""
     estimate = plan(configs, found.store, threads=1)
     measured = [{"key": c.key(), "measured min": measured_seconds(r) / 60,
+                 "measured by": "CPU time" if measured_by_cpu(r) else "wall time",
                  "wall min": r.provenance["seconds"]["total"] / 60, "threads": r.provenance["torch_threads"],
                  "device": r.provenance["device"]} for c, r in runs.items()]
-    table = estimate.merge(pd.DataFrame(measured, columns=["key", "measured min", "wall min", "threads", "device"]),
-                           on="key", how="left")
+    columns = ["key", "measured min", "measured by", "wall min", "threads", "device"]
+    table = estimate.merge(pd.DataFrame(measured, columns=columns), on="key", how="left")
     table["estimated min"] = table.hours * 60
     table["minutes"] = table["measured min"].astype(float).fillna(table["estimated min"])
     ladder = set(ladder_only(configs, scale))
@@ -63,9 +64,12 @@ def cost(configs: list[RunConfig], found: StudyResults, runs: dict[RunConfig, Ru
             lines.append(f"{part}: {minutes.sum() / 60:.1f} CPU-hours over {len(minutes)} runs (budget {budget} h), "
                          f"longest {minutes.max():.0f} min (budget {longest} min)")
     line = (f"{scale} scale, measured where stored and estimated otherwise: " + "; ".join(lines)
-            + f"; {table['measured min'].notna().sum()} of {len(table)} runs measured; {WORKERS} runs at a time "
-              f"take about {table.minutes.sum() / 60 / WORKERS:.1f} h of the machine")
-    return line, table[["status", "run", "part", "estimated min", "measured min", "wall min", "threads"]].round(1)
+            + f"; {table['measured min'].notna().sum()} of {len(table)} runs measured "
+              f"({(table['measured by'] == 'CPU time').sum()} by their CPU time, "
+              f"{(table['measured by'] == 'wall time').sum()} by wall time, which counts any wait for a shared "
+              f"core); {WORKERS} runs at a time take about {table.minutes.sum() / 60 / WORKERS:.1f} h of the machine")
+    columns = ["status", "run", "part", "estimated min", "measured min", "measured by", "wall min", "threads"]
+    return line, table[columns].round(1)
 
 
 def ladder_only(configs: list[RunConfig], scale: str) -> list[RunConfig]:
