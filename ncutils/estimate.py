@@ -93,7 +93,8 @@ def plan(configs: list[RunConfig], store: Store, threads: int) -> pd.DataFrame:
     ran on. When the store holds trained runs of the same model, size and precision that used ``threads``
     torch threads (as the sweep would give its runs), the estimate of a trained run is scaled by their
     measured over estimated time (median) and ``basis`` names the device they ran on; a stored run is
-    never among its own calibrating runs.
+    never among its own calibrating runs, and those measured by their CPU time, when there are any, stand
+    for the rest (:func:`calibrating`).
     ``table.attrs``: ``startup_seconds``, what each process of the sweep pays once (:func:`startup_seconds`),
     and ``threads``.
     """
@@ -110,8 +111,8 @@ def plan(configs: list[RunConfig], store: Store, threads: int) -> pd.DataFrame:
         except FileNotFoundError as error:  # a dataset this machine does not have
             rows.append({**row, "hours": math.nan, "basis": f"unknown: {str(error).splitlines()[0]}"})
             continue
-        others = [r for k, r in stored.items() if k != key and r["calibrates"] and r["group"] == _group(config)
-                  and config.epochs > 0]  # trained runs' speed says little about a run at initialisation
+        others = calibrating([r for k, r in stored.items() if k != key and r["calibrates"]
+                              and r["group"] == _group(config) and config.epochs > 0])  # (not a run at initialisation)
         basis = REFERENCE_DEVICE
         if others:
             seconds *= statistics.median(r["seconds"] / r["estimate"] for r in others)
@@ -120,6 +121,12 @@ def plan(configs: list[RunConfig], store: Store, threads: int) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=COLUMNS)
     table.attrs.update(startup_seconds=_startup_or_nan(configs), threads=threads)
     return table
+
+
+def calibrating(runs: list[dict]) -> list[dict]:
+    """The stored runs that calibrate an estimate, of ``runs`` (:func:`_stored_runs`' values): those measured by
+    their CPU time if any is (a run measured by wall time counts the time it waited for a shared core), else all."""
+    return [r for r in runs if r["by_cpu"]] or runs
 
 
 def format_plan(title: str, table: pd.DataFrame, store: Store, workers: int = 1) -> str:
@@ -305,7 +312,8 @@ def _stored_runs(store: Store, configs: list[RunConfig], threads: int) -> dict[s
             continue
         provenance = record.provenance
         native = provenance.get("bf16_native", True)  # runs stored before it was recorded ran on the reference CPU
-        run = {"seconds": measured_seconds(record), "native": native, "device": provenance["device"],
+        run = {"seconds": measured_seconds(record), "by_cpu": measured_by_cpu(record), "native": native,
+               "device": provenance["device"],
                "group": _group(config), "calibrates": config.epochs > 0 and provenance.get("torch_threads") == threads}
         if run["calibrates"]:
             try:

@@ -15,8 +15,9 @@ from ncutils.cli import main
 from ncutils.config import RunConfig
 from ncutils.store import Store
 from ncutils.scales import SCALES
-from ncutils.estimate import (RUN_SECONDS, STARTUP_SECONDS, TAP_SET_SECONDS, cost_terms, dataset_facts,
-                              estimated_seconds, measured_by_cpu, measured_seconds, plan, startup_seconds)
+from ncutils.estimate import (RUN_SECONDS, STARTUP_SECONDS, TAP_SET_SECONDS, calibrating, cost_terms,
+                              dataset_facts, estimated_seconds, measured_by_cpu, measured_seconds, plan,
+                              startup_seconds)
 from ncutils.sweep import RunJob, run_local, run_submitit, sweep_threads
 
 THREADS = 1  # bitwise-equal results across processes need equal torch thread counts
@@ -182,6 +183,13 @@ def test_a_run_of_one_thread_costs_its_cpu_time_and_others_their_median_wall_epo
     # resumed from a checkpoint written before CPU time was logged: the median of the epochs that have it
     assert measured_seconds(record(1, [20.0, 20.0, 60.0], [None, 10.0, 12.0], phases, cpu_phases)) == 3 * 11.0 + 2.5
     assert measured_seconds(record(1, [], [], phases, cpu_phases)) == 2.5  # at initialisation: its measuring
+
+
+def test_runs_measured_by_their_cpu_time_calibrate_before_runs_measured_by_wall_time():
+    wall, cpu = {"by_cpu": False, "seconds": 300.0}, {"by_cpu": True, "seconds": 100.0}
+    assert calibrating([wall, cpu, wall]) == [cpu]
+    assert calibrating([wall, wall]) == [wall, wall]
+    assert calibrating([]) == []
 
 
 def test_runs_at_initialisation_cost_their_measuring_and_do_not_calibrate_training(tmp_path, cifar_root,
