@@ -36,8 +36,8 @@ from .train import default_device
 # 2-core reference machine: ncutils.train.train (bf16 autocast, batch 128, 2 threads) for two epochs of
 # 1,280 images, the second epoch's images_per_s, the better of two repetitions. The machine was shared:
 # repeating a measurement gave up to 2x different speeds, so take estimates as +-50%; the dry run
-# calibrates them on the measured time of stored runs (measured_seconds). ViT small and base were re-measured at their cpu sizes
-# (embed 48, 96): so narrow, a ViT's speed does not follow its FLOPs (scaling the speeds
+# calibrates them on the measured time of stored runs (measured_seconds). ViT small and base were
+# re-measured at their cpu sizes (embed 48, 96): so narrow, a ViT's speed does not follow its FLOPs (scaling the speeds
 # measured at embed 96 and 192 by FLOPs overestimated them about 4x).
 REFERENCE_TRAIN_IMAGES_PER_S = {
     "resnet18": 871, "resnet34": 486, "resnet50": 300, "resnet101": 161, "resnet152": 173,

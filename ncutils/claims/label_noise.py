@@ -124,7 +124,8 @@ def load_runs(found) -> dict[tuple[str, str], list[NoiseRun]]:
         summary = stored.summary
         model, noise, trained = summary["model"], summary["noise"], "clean" if summary["noise"] == "clean" else "noisy"
         run = NoiseRun(seed=stored.seed, train_acc=float(summary["train_acc"]), test_acc=float(summary["test_acc"]),
-                       num_test=int(summary["num_test"]), replicates=[NoiseRun(seed=stored.seed) for _ in stored.replicates])
+                       num_test=int(summary["num_test"]),
+                       replicates=[NoiseRun(seed=stored.seed) for _ in stored.replicates])
         for view in VIEWS:
             for curves, copy in [(stored.curves, run)] + list(zip(stored.replicates, run.replicates)):
                 fitted = stored.selected(curves, *view, labels=trained).get("cdnv_sum")
