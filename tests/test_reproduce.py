@@ -46,8 +46,9 @@ def test_a_stored_cpu_run_is_reproduced(cifar_root, tmp_path):
                  and again.provenance["bf16_native"] == stored.provenance["bf16_native"])
     rtol = RTOL if same_kind else ACROSS_CPUS_RTOL
     np.testing.assert_allclose(both.value_again, both.value_stored, rtol=rtol, atol=1e-12)
-    pd.testing.assert_frame_equal(stored.train_log.drop(columns=["images_per_s", "seconds", "cpu_seconds"]),
-                                  again.train_log.drop(columns=["images_per_s", "seconds", "cpu_seconds"]), rtol=rtol)
+    timing = ["images_per_s", "seconds", "cpu_seconds"]  # not reproducible; CPU time is not in older runs' logs
+    pd.testing.assert_frame_equal(stored.train_log.drop(columns=timing, errors="ignore"),
+                                  again.train_log.drop(columns=timing, errors="ignore"), rtol=rtol)
     if same_kind:
         assert again.summary == stored.summary
     else:  # accuracies within one image of every evaluated set
