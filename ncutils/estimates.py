@@ -52,7 +52,7 @@ PROBE_MEASURES = ("probe_test_acc", "probe_train_acc", "probe_converged")
 PROBE_FIT_TOLERANCE = 0.02  # a last-block probe may fit its training images this much less than the network
 
 
-def network_fit(summary: pd.Series) -> float:
+def network_fit(summary: pd.Series | dict) -> float:
     """A run's accuracy on the training images and labels its probe trains on (clean ones): ``train_acc`` of a
     clean run, ``train_acc_clean_labels`` of a noisy-label run, ``train_acc_clean_inputs`` of a corrupted-input
     run; nan when not stored (or for a run both noisy and corrupted: none is comparable)."""
@@ -121,6 +121,11 @@ class StoredRun:
         eval_data = eval_data or self.summary["dataset"]
         return next((n for (m, *_, e), n in self.images.items() if m == "probe_test_acc" and e == eval_data), 0)
 
+    def probe_problems(self, name: str) -> list[str]:
+        """The problems of this run's probes on its own data (:func:`check_probes`), naming it ``name``."""
+        fit = (self.probes().get(m, pd.Series(dtype=float)) for m in ("probe_train_acc", "probe_converged"))
+        return check_probes(name, *fit, network_fit(self.summary))
+
 
 def read_runs(found) -> dict[str, StoredRun]:
     """Every stored run of ``found`` (a :class:`ncutils.results.StudyResults`) by its key, in the summaries'
@@ -154,7 +159,7 @@ def stored_runs(found, views=VIEWS) -> dict[tuple[str, str], list[Run]]:
     for stored in sorted(read_runs(found).values(), key=lambda r: (r.summary["dataset"], r.summary["model"], r.seed)):
         summary = stored.summary
         run = Run(seed=stored.seed, train_acc=float(summary["train_acc"]), test_acc=float(summary["test_acc"]),
-                  network_fit=network_fit(pd.Series(summary)), num_test=int(summary["num_test"]))
+                  network_fit=network_fit(summary), num_test=int(summary["num_test"]))
         for view in views:
             own, groups = stored.selected(stored.curves, *view), [stored.selected(g, *view) for g in stored.replicates]
             for name, curves, replicates in (("cdnv_sum", run.cdnv, run.cdnv_jk), ("nc2", run.nc2, run.nc2_jk)):

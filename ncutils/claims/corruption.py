@@ -20,7 +20,7 @@ import pandas as pd
 
 from .. import frames
 from ..corruptions import parse_corruption
-from ..estimates import accuracy_estimate, check_probes, network_fit, probe_checked, read_runs
+from ..estimates import accuracy_estimate, probe_checked, read_runs
 from ..frames import TERMINAL, VIEWS, memorization_ratios_between
 from ..results import StudyResults
 from ..studies import RESNETS, SWINS
@@ -180,12 +180,11 @@ def stored_runs(found: StudyResults) -> dict[tuple[str, str], list[Measured]]:
         views = {view: replace(view_curves(stored.curves, view),
                                replicates=tuple(view_curves(g, view) for g in stored.replicates)) for view in VIEWS}
         probe, label = stored.probes(), f"{model} {corruption} seed {stored.seed}"
-        fit = (probe.get(m, pd.Series(dtype=float)) for m in ("probe_train_acc", "probe_converged"))
         clean_test = s["test_acc"] if corruption == "clean" else s["test_acc_clean_inputs"]
         runs.setdefault((model, corruption), []).append(Measured(
             label, float(s["train_acc"]), float(clean_test), int(s["num_test"]),
             probe.get("probe_test_acc", pd.Series(dtype=float)).to_numpy(float), stored.probe_images(), views,
-            check_probes(label, *fit, network_fit(pd.Series(s)))))
+            stored.probe_problems(label)))
     return runs
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .. import frames
-from ..estimates import accuracy_estimate, check_probes, network_fit, probe_checked, read_runs
+from ..estimates import accuracy_estimate, probe_checked, read_runs
 from ..frames import TERMINAL, memorization_ratios
 from ..studies import CIFAR10N, RANDOM_LABELS, RESNETS, SWINS
 from ..verdict import Estimate, binomial, estimate_runs, over_seeds
@@ -137,8 +137,7 @@ def load_runs(found) -> dict[tuple[str, str], list[NoiseRun]]:
         probe = stored.probes()
         if "probe_test_acc" in probe:
             run.probe, run.num_probe_test = probe["probe_test_acc"], stored.probe_images()
-        fit = (probe.get(m, pd.Series(dtype=float)) for m in ("probe_train_acc", "probe_converged"))
-        run.probe_problems = check_probes(f"{model} {noise} seed {stored.seed}", *fit, network_fit(pd.Series(summary)))
+        run.probe_problems = stored.probe_problems(f"{model} {noise} seed {stored.seed}")
         runs.setdefault((model, noise), []).append(run)
     return runs
 
