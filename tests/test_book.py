@@ -1,4 +1,5 @@
 """The smoke build executes every chapter end to end and renders the book, which works in a browser."""
+import os
 import re
 
 import nbformat
@@ -119,6 +120,23 @@ def test_a_failing_chapter_stops_a_build_of_chapters_executed_side_by_side(tmp_p
         build(scale="smoke", book=tmp_path, workers=2)
     assert (tmp_path / "_executed" / "fine.ipynb").exists()
     assert not (tmp_path / "_build").exists(), "a failed build rendered the book"
+
+
+def test_chapters_executed_side_by_side_share_the_cores(tmp_path, monkeypatch):
+    """Each of two kernels runs half the cores' threads: two kernels of all the threads thrash."""
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n- file: _executed/one\n"
+                                       "- file: _executed/two\n")
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.md").write_text(
+            HEADER + f"```{{code-cell}} python\nimport torch, pathlib\n"
+            f"pathlib.Path({str(tmp_path / name)!r} + '.threads').write_text(str(torch.get_num_threads()))\n```\n")
+    monkeypatch.setattr(book_module, "NOTEBOOKS", tmp_path)
+    monkeypatch.setattr(book_module, "render", lambda book, repo_url: book / "index.html")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    build(scale="smoke", book=tmp_path, workers=2)
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert [(tmp_path / f"{n}.threads").read_text() for n in ("one", "two")] == [str(share)] * 2
+    assert "OMP_NUM_THREADS" not in os.environ
 
 
 def test_chapters_import_the_package_of_the_book_they_belong_to(tmp_path):
