@@ -13,6 +13,8 @@ from ncutils.config import RunConfig
 from ncutils.frames import VIEWS
 from ncutils.results import StudyResults
 
+from claim_rows import claim_row
+
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "papers" / "zhou-jiang-zhu-2025-are-all-layers-created-equal.md"
 
 
@@ -85,11 +87,7 @@ def found(runs: dict, accuracy: dict | None = None, missing=(), seeds=3, scatter
 
 
 def verdict(results: StudyResults, claim: str, view="train split, flat features") -> str:
-    table = clean.claims(results)
-    row = table[table.claim.str.contains(claim, regex=False)
-                & (table.claim.str.contains(view, regex=False) | ~table.claim.str.contains(" split, "))]
-    assert len(row) == 1, (claim, table.claim.tolist())
-    return row.verdict.iloc[0]
+    return claim_row(clean.claims(results), claim, view).verdict
 
 
 def test_layers_improve_from_first_to_last_block_in_every_view():
@@ -118,7 +116,7 @@ def test_plateau_in_deep_resnets_only_and_a_rise_is_no_plateau():
     assert verdict(found(both), claim) == "does not hold"  # ResNet18 should have none
     rising = {"resnet18": run(accelerating(9)), "resnet50": run(with_plateau(17, middle=-0.5))}
     table = clean.claims(found(rising))
-    row = table[table.claim.str.contains(claim) & table.claim.str.contains("train split, flat")].iloc[0]
+    row = claim_row(table, claim, "train split, flat")
     assert row.verdict == "does not hold" and "CDNV rises in the middle third" in row.statistic
 
 
@@ -179,10 +177,10 @@ def test_one_curve_per_architecture():
 
 def test_one_run_is_judged_by_its_jackknife():
     table = clean.claims(found({"resnet18": run(geometric(9))}, seeds=1, jackknife=10))
-    row = table[table.claim.str.contains("decays geometrically") & table.claim.str.contains("train split, flat")].iloc[0]
+    row = claim_row(table, "decays geometrically", "train split, flat")
     assert row.verdict == "holds" and "jackknife over images, 10 groups" in row.statistic
     without = clean.claims(found({"resnet18": run(geometric(9))}, seeds=1))
-    row = without[without.claim.str.contains("decays geometrically")].iloc[0]
+    row = claim_row(without, "decays geometrically", "train split, flat")
     assert row.verdict == "inconclusive" and "without jackknife replicates" in row.statistic
 
 
@@ -196,7 +194,7 @@ def test_claims_with_missing_runs_are_not_computed_and_say_what_is_stored():
     table = clean.claims(found({"resnet18": run(accelerating(9))}, missing=("resnet50", "swin_t")))
     alone = table.claim.str.contains("ResNet18 on CIFAR-10")  # footnote 2 reads ResNet18 only
     assert set(table[~alone].verdict) == {"not computed"} and "not computed" not in set(table[alone].verdict)
-    row = table[table.claim.str.contains("ResNets on CIFAR-10, train split, flat features: CDNV and NC2")].iloc[0]
+    row = claim_row(table, "ResNets on CIFAR-10, train split, flat features: CDNV and NC2")
     assert row.statistic.startswith("not stored yet: resnet50; the stored runs give: decades CDNV falls")
     nothing = clean.claims(found({}, missing=("resnet18", "swin_t")))
     assert set(nothing.verdict) == {"not computed"} and len(nothing) > 0

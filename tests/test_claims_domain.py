@@ -14,6 +14,8 @@ from ncutils.claims import domain as claims
 from ncutils.config import RunConfig
 from ncutils.results import StudyResults
 
+from claim_rows import claim_row
+
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "papers" / "earlier-version-progressive-neural-collapse.md"
 PACS = ("art_painting", "cartoon", "photo", "sketch")
 TAPS = 9
@@ -91,11 +93,7 @@ CLAIMS = ("CDNV on the target falls", "differs little in the early layers",
 
 def statistic_row(results: StudyResults, claim: str, view="test split, flat features") -> pd.Series:
     """The one row of ``claim`` in ``view`` (or of a claim about no view)."""
-    table = claims.claims(results)
-    row = table[table.claim.str.contains(claim, regex=False)
-                & (table.claim.str.contains(view, regex=False) | ~table.claim.str.contains(" split, "))]
-    assert len(row) == 1, (claim, table.claim.tolist())
-    return row.iloc[0]
+    return claim_row(claims.claims(results), claim, view)
 
 
 def verdict(results: StudyResults, claim: str, view="test split, flat features") -> str:

@@ -14,6 +14,8 @@ from ncutils.frames import VIEWS
 from ncutils.results import StudyResults
 from ncutils.studies import RANDOM_LABELS
 
+from claim_rows import claim_row
+
 PAPERS = Path(__file__).resolve().parents[2] / "shared" / "papers"
 PAPER = PAPERS / "zhou-jiang-zhu-2025-are-all-layers-created-equal.md"
 LEVELS = ("clean",) + RANDOM_LABELS
@@ -74,11 +76,7 @@ def study(model="resnet18", n=9, cdnv_means=(10, 20, 30, 40, 50), ratio=None, pr
 
 
 def verdict(results: StudyResults, claim: str, view=FLAT) -> str:
-    table = label_noise.claims(results)
-    row = table[table.claim.str.contains(claim, regex=False)
-                & (table.claim.str.contains(view, regex=False) | ~table.claim.str.contains(" split, "))]
-    assert len(row) == 1, (claim, table.claim.tolist())
-    return row.verdict.iloc[0]
+    return claim_row(label_noise.claims(results), claim, view).verdict
 
 
 def test_cdnv_shifts_up_with_the_noise_in_each_training_view():
@@ -149,7 +147,7 @@ def test_depth_raises_resnet_and_lowers_swin_memorization_at_the_noise_both_ran(
     up = found(four(1.2, 1.5, 0.9, 0.6))
     assert verdict(up, resnets) == "holds" and verdict(up, swins) == "holds"
     table = label_noise.claims(up)
-    row = table[table.claim.str.startswith("(4) ResNets, train split, flat")].iloc[0]
+    row = claim_row(table, "(4) ResNets, train split, flat")
     assert row.statistic.startswith("log10 memorization ratio at the last block, deeper minus shallower model (> 0): "
                                     "random:0.4 resnet34 - resnet18 0.09") and row.statistic.endswith("(3 seeds)")
     down = found(four(1.5, 1.2, 0.6, 0.9))
@@ -179,11 +177,10 @@ def test_depth_helps_swin_and_hurts_resnet_accuracy_under_noise(resnet34_drop, s
 def test_one_run_is_judged_by_its_jackknife():
     runs = study(ratio=np.linspace(0.5, 1.3, 9))
     table = label_noise.claims(found(runs, seeds=1, jackknife=10))
-    row = table[table.claim.str.contains("resnet18, random labels, train split, flat features: the memorization "
-                                         "ratio rises")].iloc[0]
+    row = claim_row(table, "resnet18, random labels, train split, flat features: the memorization ratio rises")
     assert row.verdict == "holds" and "jackknife over images, 10 groups" in row.statistic
     without = label_noise.claims(found(runs, seeds=1))
-    row = without[without.claim.str.contains("flat features: the memorization ratio rises")].iloc[0]
+    row = claim_row(without, "flat features: the memorization ratio rises")
     assert row.verdict == "inconclusive" and "without jackknife replicates" in row.statistic
 
 
@@ -193,26 +190,26 @@ def test_runs_that_do_not_fit_their_labels_are_left_out_and_listed():
     results = found(runs, seeds=1, scatter=0, jackknife=10)
     results.summaries.loc[(results.summaries.noise == "random:0.8") & (results.summaries.seed > 0), "train_acc"] = 1.0
     table = label_noise.claims(results)
-    shift = table[table.claim.str.contains(f"resnet18, random labels, {FLAT}: the CDNV curve")].iloc[0]
+    shift = claim_row(table, f"resnet18, random labels, {FLAT}: the CDNV curve")
     assert shift.verdict == "holds"
     assert "random:0.8 - random:0.6 0.0969 ± 0.00037 (2 seeds; jackknife" in shift.statistic
     assert shift.statistic.endswith("; left out (train accuracy on its labels < 0.99): resnet18 random:0.8 seed 0 "
                                     "(0.900)")
     results.summaries.loc[results.summaries.noise == "random:0.8", "train_acc"] = 0.9
     table = label_noise.claims(results)
-    shift = table[table.claim.str.contains(f"resnet18, random labels, {FLAT}: the CDNV curve")].iloc[0]
+    shift = claim_row(table, f"resnet18, random labels, {FLAT}: the CDNV curve")
     assert shift.verdict == "holds" and "random:0.8 -" not in shift.statistic  # judged on the other levels
     assert shift.statistic.endswith("resnet18 random:0.8 seed 1 (0.900), resnet18 random:0.8 seed 2 (0.900)")
     alone = found(study(levels=("clean", "random:0.2")) | {("resnet18", "random:0.2"): {
         "cdnv": [20] * 9, "ratio": [1.2] * 9, "probe": [0.3] * 9, "train_acc": 0.5}})
     row = label_noise.claims(alone)
-    row = row[row.claim.str.contains(f"{FLAT}: the memorization ratio rises")].iloc[0]
+    row = claim_row(row, f"{FLAT}: the memorization ratio rises")
     assert row.verdict == "not computed"
     assert row.statistic == ("no run fits its training labels; left out (train accuracy on its labels < 0.99): "
                              "resnet18 random:0.2 seed 0 (0.500), resnet18 random:0.2 seed 1 (0.500), "
                              "resnet18 random:0.2 seed 2 (0.500)")
     shift = label_noise.claims(alone)
-    shift = shift[shift.claim.str.contains(f"{FLAT}: the CDNV curve")].iloc[0]
+    shift = claim_row(shift, f"{FLAT}: the CDNV curve")
     assert shift.verdict == "not computed" and shift.statistic.startswith(
         "mean log10 CDNV over the blocks under the trained labels, each noise minus the next lower one (> 0): nothing "
         "to judge among the runs that fit their training labels; left out")
@@ -221,7 +218,7 @@ def test_runs_that_do_not_fit_their_labels_are_left_out_and_listed():
 def test_claims_with_missing_runs_are_not_computed():
     runs = {k: v for k, v in study().items() if k[1] != "random:0.8"}
     table = label_noise.claims(found(runs, missing=[("resnet18", "random:0.8")]))
-    row = table[table.claim.str.contains(f"resnet18, random labels, {FLAT}: the memorization ratio rises")].iloc[0]
+    row = claim_row(table, f"resnet18, random labels, {FLAT}: the memorization ratio rises")
     assert row.verdict == "not computed"
     assert row.statistic.startswith("not stored yet: resnet18 random:0.8; the stored runs give: slope of log10")
     nothing = label_noise.claims(found({}, missing=[("resnet18", "clean"), ("resnet18", "random:0.2"),

@@ -16,6 +16,8 @@ from ncutils.frames import VIEWS
 from ncutils.results import StudyResults
 from ncutils.verdict import Estimate
 
+from claim_rows import claim_row
+
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "papers" / "zhou-jiang-zhu-2025-are-all-layers-created-equal.md"
 MONOTONE = [1000, 500, 200, 100, 20]
 ZIGZAG = [10, 12, 5, 6, 1]  # falls overall, rises twice
@@ -64,10 +66,7 @@ def verdict(results: StudyResults, claim: str, view="train split, flat features"
 
 
 def row(results: StudyResults, claim: str, view="train split, flat features"):
-    table = nc1_vs_cdnv.claims(results)
-    chosen = table[table.claim.str.contains(claim, regex=False) & table.claim.str.contains(view, regex=False)]
-    assert len(chosen) == 1, (claim, table.claim.tolist())
-    return chosen.iloc[0]
+    return claim_row(nc1_vs_cdnv.claims(results), claim, view)
 
 
 @pytest.mark.parametrize("view", VIEWS)

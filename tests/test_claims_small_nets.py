@@ -12,6 +12,8 @@ from ncutils.claims import small_nets
 from ncutils.config import RunConfig
 from ncutils.results import StudyResults
 
+from claim_rows import claim_row
+
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "papers" / "parker-et-al-2023-intermediate-neural-collapse.md"
 MODELS = ("mlp", "vgg11", "resnet18")
 DATASETS = ("fashion-mnist", "cifar10")
@@ -84,10 +86,7 @@ def verdicts(results: StudyResults) -> dict[str, str]:
 
 
 def pick(results: StudyResults, claim: str):
-    table = small_nets.claims(results)
-    chosen = table[table.claim.str.startswith(claim) | table.claim.str.contains(claim, regex=False)]
-    assert len(chosen) == 1, (claim, table.claim.tolist())
-    return chosen.iloc[0]
+    return claim_row(small_nets.claims(results), claim)
 
 
 def test_paper_like_runs_over_seeds_make_every_claim_hold():
@@ -164,7 +163,7 @@ def test_missing_runs_leave_claims_not_computed_with_what_the_stored_runs_give()
     missing = [RunConfig.at_scale("mlp", "cifar10", "smoke", recipe="parker", epochs=e) for e in (0, 2)]
     table = small_nets.claims(found(PAPER_CURVES, PAPER_NC4, missing=missing, only=[("vgg11", "cifar10")]))
     assert set(table.verdict) == {"not computed"}
-    row = table[table.claim.str.startswith(FALLS.format("CDNV"))].iloc[0]
+    row = claim_row(table, FALLS.format("CDNV"))
     assert "mlp/cifar10/relu trained" in row.statistic and "the stored runs give: decades CDNV falls" in row.statistic
 
 

@@ -14,6 +14,8 @@ from ncutils.config import RunConfig
 from ncutils.frames import VIEWS
 from ncutils.results import StudyResults
 
+from claim_rows import claim_row
+
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "papers" / "zhou-jiang-zhu-2025-are-all-layers-created-equal.md"
 TAPS = {"vgg13": 10, "vgg16": 13, "vgg19": 16, "vit_small": 12, "vit_base": 12}
 RATE = {"vgg13": 0.3, "vgg16": 0.2, "vgg19": 0.1, "vit_small": 0.05, "vit_base": 0.05}  # decades per layer
@@ -64,11 +66,7 @@ def everything(curve):
 
 
 def verdict(results: StudyResults, claim: str, view="train split, flat features") -> str:
-    table = claims.claims(results)
-    row = table[table.claim.str.contains(claim, regex=False)
-                & (table.claim.str.contains(view, regex=False) | ~table.claim.str.contains(" split, "))]
-    assert len(row) == 1, (claim, table.claim.tolist())
-    return row.verdict.iloc[0]
+    return claim_row(claims.claims(results), claim, view).verdict
 
 
 def test_log_linear_fit():
@@ -97,10 +95,10 @@ def test_a_geometric_fit_within_the_jackknife_noise_is_inconclusive():
 
 def test_one_run_is_judged_by_its_jackknife():
     table = claims.claims(found(everything(geometric)))
-    row = table[table.claim.str.contains("almost geometric") & table.claim.str.contains("train split, flat")].iloc[0]
+    row = claim_row(table, "almost geometric", "train split, flat")
     assert "jackknife over images, 10 groups" in row.statistic and f"> {claims.R2_GEOMETRIC}" in row.statistic
     without = claims.claims(found(everything(geometric), jackknife=0))
-    row = without[without.claim.str.contains("almost geometric")].iloc[0]
+    row = claim_row(without, "almost geometric", "train split, flat")
     assert row.verdict == "inconclusive" and "without jackknife replicates" in row.statistic
 
 
