@@ -1,6 +1,8 @@
 """Chapters are thin and check their parameters: ncutils.chapter (open_chapter, check_parameters) and the
 notebooks that call it."""
 import ast
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import jupytext
 import nbformat
@@ -167,10 +169,16 @@ def test_every_chapter_refuses_compute_false_before_loading_anything(tmp_path, m
     results = tmp_path / "results"
     monkeypatch.setenv("NCUTILS_RESULTS", str(results))
     monkeypatch.setenv("NCUTILS_CACHE", str(tmp_path / "cache"))
-    for name in chapters():
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+    def failure(name: str) -> str:
         with pytest.raises(ChapterFailed) as e:
             execute(name, "cpu", "false", book=tmp_path)
-        message = str(e.value)
+        return str(e.value)
+
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:  # each a kernel of its own
+        messages = dict(zip(chapters(), pool.map(failure, chapters())))
+    for name, message in messages.items():
         assert message.startswith(f"notebook {name}.md failed in cell 3: ParameterError: parameter compute = "
                                   "'false' (str): expected True or False"), message
         assert "\n" not in message
