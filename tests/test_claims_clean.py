@@ -247,3 +247,19 @@ def test_the_last_probe_fits_within_two_points_of_the_network_and_an_sgd_probe_i
     assert verdict(sgd, claim) == "not computed"
     sgd.metrics.drop(sgd.metrics.index[sgd.metrics.measure == "probe_converged"], inplace=True)  # no such rows
     assert verdict(sgd, claim) == "does not hold"
+
+
+def test_only_runs_in_the_terminal_phase_are_judged_and_the_others_listed():
+    runs = {"resnet18": run(geometric(9)), "resnet50": run(with_plateau(17))}
+    results = found(runs, accuracy={"resnet18": (0.9, 0.6)})
+    claim = "CDNV and NC2 are lower at the last block"
+    row = claim_row(clean.claims(results), claim, "train split, flat")
+    assert row.verdict == "not computed"
+    assert row.statistic == ("no run of resnet18 reached the terminal phase; left out (train accuracy < 0.99): "
+                             "resnet18 seed 0 (0.900), resnet18 seed 1 (0.900), resnet18 seed 2 (0.900)")
+    results.summaries.loc[results.summaries.seed > 0, "train_acc"] = 1.0
+    row = claim_row(clean.claims(results), claim, "train split, flat")
+    assert row.verdict == "holds" and "resnet18 CDNV" in row.statistic and "(2 seeds)" in row.statistic
+    assert row.statistic.endswith("; left out (train accuracy < 0.99): resnet18 seed 0 (0.900)")
+    every = claim_row(clean.claims(results), "reached the terminal phase")
+    assert every.verdict == "does not hold" and "below: resnet18 0.9000" in every.statistic

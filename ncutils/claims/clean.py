@@ -9,10 +9,11 @@ every CDNV and NC2 claim is judged in each of :data:`VIEWS`, named in the claim.
 Every verdict is :mod:`ncutils.verdict`'s: per model, the statistic with its standard error (the spread
 over seeds where the model has several; else the jackknife over images of its one run's curves, or the
 binomial error of an accuracy) against the claim's threshold; a claim about several models or pairs
-holds when each does. Each claim quotes the sentence it tests (:data:`QUOTES`). A claim reading probe
-accuracies is not computed, listing why, while a probe it reads did not converge at some block or fits its
-training images at the last block more than 0.02 below the network's train accuracy
-(:func:`ncutils.estimates.check_probes`).
+holds when each does. Only runs in the terminal phase (train accuracy >= ``frames.TERMINAL``) are read
+(but by the claim that every run reached it); each statistic lists those left out. Each claim quotes the
+sentence it tests (:data:`QUOTES`). A claim reading probe accuracies is not computed, listing why, while a
+probe it reads did not converge at some block or fits its training images at the last block more than 0.02
+below the network's train accuracy (:func:`ncutils.estimates.check_probes`).
 
 - The *slope* from block a to block b is (log10 CDNV_a - log10 CDNV_b) / (b - a), decades per block.
 - A model with n blocks has n - 1 steps between blocks; its early and late thirds are its first and
@@ -299,6 +300,22 @@ def probe_problems(judge, models: dict[str, list[Run]]) -> list[str]:
     return [p for m, runs in models.items() for r in runs[read[judge]] for p in r.probe_problems(m)]
 
 
+def judge_terminal_runs(judge, view, needed: list[str], stored: dict[str, list[Run]]) -> tuple[str, str]:
+    """``judge`` over the stored runs of ``needed`` in the terminal phase (train accuracy >= ``TERMINAL``),
+    listing the others as left out; not computed while a model has no such run, or a probe it reads has
+    problems."""
+    runs = {m: stored[m] for m in needed if m in stored}
+    got = {m: [r for r in rs if r.train_acc >= TERMINAL] for m, rs in runs.items()}
+    out = [f"{m} seed {r.seed} ({r.train_acc:.3f})" for m, rs in runs.items() for r in rs
+           if not r.train_acc >= TERMINAL]
+    note = f"; left out (train accuracy < {TERMINAL}): {', '.join(out)}" if out else ""
+    short = [m for m, rs in got.items() if not rs]
+    if short:
+        return f"no run of {', '.join(short)} reached the terminal phase{note}", "not computed"
+    statistic, verdict = probe_checked(probe_problems(judge, got), lambda: judge(got, view))
+    return statistic + note, verdict
+
+
 def dataset_claims(name: str, models: list[str], stored: dict[str, list[Run]]) -> list[dict]:
     """The claims on one dataset whose study has ``models`` (``stored``: model -> its stored runs)."""
     rows = []
@@ -308,9 +325,10 @@ def dataset_claims(name: str, models: list[str], stored: dict[str, list[Run]]) -
     fewer = "the study has fewer than two of these models at this scale"
 
     def row(claim, figure, needed, judge, view=None, why=""):
-        got = {m: stored[m] for m in needed if m in stored}
-        return judged(claim, figure, needed, stored,
-                      lambda: probe_checked(probe_problems(judge, got), lambda: judge(got, view)), why)
+        if judge is terminal:  # the claim about every run, in the terminal phase or not
+            got = {m: stored[m] for m in needed if m in stored}
+            return judged(claim, figure, needed, stored, lambda: terminal(got), why)
+        return judged(claim, figure, needed, stored, lambda: judge_terminal_runs(judge, view, needed, stored), why)
 
     for view in VIEWS:
         seen = f"{name}, {view_name(view)}"
