@@ -261,7 +261,7 @@ def one_curve_per_architecture(models, _view=None):
     return j.result(f"RMS residual of one line per architecture minus one line per model (< {LITTLE})")
 
 
-def terminal(models, _view=None):
+def terminal(models):
     runs = [(m, r) for m, rs in models.items() for r in rs]
     below = [(m, r.train_acc) for m, r in runs if r.train_acc < TERMINAL]
     statistic = f"{len(runs) - len(below)} of {len(runs)} runs have train accuracy >= {TERMINAL:.0%}"
@@ -325,9 +325,6 @@ def dataset_claims(name: str, models: list[str], stored: dict[str, list[Run]]) -
     fewer = "the study has fewer than two of these models at this scale"
 
     def row(claim, figure, needed, judge, view=None, why=""):
-        if judge is terminal:  # the claim about every run, in the terminal phase or not
-            got = {m: stored[m] for m in needed if m in stored}
-            return judged(claim, figure, needed, stored, lambda: terminal(got), why)
         return judged(claim, figure, needed, stored, lambda: judge_terminal_runs(judge, view, needed, stored), why)
 
     for view in VIEWS:
@@ -366,8 +363,8 @@ def dataset_claims(name: str, models: list[str], stored: dict[str, list[Run]]) -
                                    "blocks", "final"), RESNET_FIGURE, resnets, final_gain))
     rows.append(row(claim_text(f"(2, Fig. 7) on {name}: one probe-accuracy curve over log10 CDNV per architecture "
                                "fits all its models", "fig7"), PROBE_VS_CDNV, models, one_curve_per_architecture))
-    rows.append(row(f"every run on {name}: it reached the terminal phase (train accuracy >= 99%)",
-                    ACCURACY, models, terminal))
+    rows.append(judged(f"every run on {name}: it reached the terminal phase (train accuracy >= 99%)", ACCURACY,
+                       models, stored, lambda: terminal(stored)))  # every run, in the terminal phase or not
     return rows
 
 
