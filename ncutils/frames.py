@@ -15,6 +15,20 @@ def terminal_phase(summaries: pd.DataFrame) -> pd.Series:
     return summaries["train_acc"] >= TERMINAL
 
 
+def split_terminal(groups: dict) -> tuple[dict, dict]:
+    """``groups`` (key -> runs, each with a ``train_acc``) split into the runs in the terminal phase, which a
+    claim reads, and those left out, per key."""
+    return ({k: [r for r in rs if r.train_acc >= TERMINAL] for k, rs in groups.items()},
+            {k: [r for r in rs if not r.train_acc >= TERMINAL] for k, rs in groups.items()})
+
+
+def left_out_note(runs: list[tuple[str, float]]) -> str:
+    """The end of a statistic naming the runs, (name, train accuracy), that it left out for falling short of
+    the terminal phase; empty when there are none."""
+    return (f"; left out (train accuracy < {TERMINAL:.0%} on the labels and inputs trained with): "
+            + ", ".join(f"{name} ({accuracy:.3f})" for name, accuracy in runs)) if runs else ""
+
+
 RUN_COLUMNS = ("model", "size", "dataset", "n_per_class", "epochs", "train_acc", "test_acc")
 
 

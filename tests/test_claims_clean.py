@@ -13,7 +13,7 @@ from ncutils.config import RunConfig
 from ncutils.frames import VIEWS
 from ncutils.results import StudyResults
 
-from claim_rows import claim_row
+from claim_rows import LEFT_OUT, claim_row
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "papers" / "zhou-jiang-zhu-2025-are-all-layers-created-equal.md"
 
@@ -255,11 +255,11 @@ def test_only_runs_in_the_terminal_phase_are_judged_and_the_others_listed():
     claim = "CDNV and NC2 are lower at the last block"
     row = claim_row(clean.claims(results), claim, "train split, flat")
     assert row.verdict == "not computed"
-    assert row.statistic == ("no run of resnet18 reached the terminal phase; left out (train accuracy < 0.99): "
+    assert row.statistic == (f"no run of resnet18 reached the terminal phase; {LEFT_OUT}: "
                              "resnet18 seed 0 (0.900), resnet18 seed 1 (0.900), resnet18 seed 2 (0.900)")
     results.summaries.loc[results.summaries.seed > 0, "train_acc"] = 1.0
     row = claim_row(clean.claims(results), claim, "train split, flat")
     assert row.verdict == "holds" and "resnet18 CDNV" in row.statistic and "(2 seeds)" in row.statistic
-    assert row.statistic.endswith("; left out (train accuracy < 0.99): resnet18 seed 0 (0.900)")
+    assert row.statistic.endswith(f"; {LEFT_OUT}: resnet18 seed 0 (0.900)")
     every = claim_row(clean.claims(results), "reached the terminal phase")
     assert every.verdict == "does not hold" and "below: resnet18 0.9000" in every.statistic

@@ -14,7 +14,7 @@ from ncutils.frames import VIEWS
 from ncutils.results import StudyResults
 from ncutils.studies import RANDOM_LABELS
 
-from claim_rows import claim_row
+from claim_rows import LEFT_OUT, claim_row
 
 PAPERS = Path(__file__).resolve().parents[2] / "shared" / "papers"
 PAPER = PAPERS / "zhou-jiang-zhu-2025-are-all-layers-created-equal.md"
@@ -193,8 +193,7 @@ def test_runs_that_do_not_fit_their_labels_are_left_out_and_listed():
     shift = claim_row(table, f"resnet18, random labels, {FLAT}: the CDNV curve")
     assert shift.verdict == "holds"
     assert "random:0.8 - random:0.6 0.0969 ± 0.00037 (2 seeds; jackknife" in shift.statistic
-    assert shift.statistic.endswith("; left out (train accuracy on its labels < 0.99): resnet18 random:0.8 seed 0 "
-                                    "(0.900)")
+    assert shift.statistic.endswith(f"; {LEFT_OUT}: resnet18 random:0.8 seed 0 (0.900)")
     results.summaries.loc[results.summaries.noise == "random:0.8", "train_acc"] = 0.9
     table = label_noise.claims(results)
     shift = claim_row(table, f"resnet18, random labels, {FLAT}: the CDNV curve")
@@ -205,7 +204,7 @@ def test_runs_that_do_not_fit_their_labels_are_left_out_and_listed():
     row = label_noise.claims(alone)
     row = claim_row(row, f"{FLAT}: the memorization ratio rises")
     assert row.verdict == "not computed"
-    assert row.statistic == ("no run fits its training labels; left out (train accuracy on its labels < 0.99): "
+    assert row.statistic == (f"no run fits its training labels; {LEFT_OUT}: "
                              "resnet18 random:0.2 seed 0 (0.500), resnet18 random:0.2 seed 1 (0.500), "
                              "resnet18 random:0.2 seed 2 (0.500)")
     shift = label_noise.claims(alone)

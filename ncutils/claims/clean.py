@@ -28,7 +28,7 @@ import pandas as pd
 
 from .. import frames
 from ..estimates import Run, accuracy_estimate, curve_estimate, probe_checked, stored_runs
-from ..frames import TERMINAL
+from ..frames import TERMINAL, left_out_note, split_terminal
 from ..studies import RESNETS, SWINS
 from ..verdict import FAILS, HOLDS, INCONCLUSIVE, Estimate, all_of, binomial, judge, over_seeds
 from . import figure_link, judged, table
@@ -304,11 +304,8 @@ def judge_terminal_runs(judge, view, needed: list[str], stored: dict[str, list[R
     """``judge`` over the stored runs of ``needed`` in the terminal phase (train accuracy >= ``TERMINAL``),
     listing the others as left out; not computed while a model has no such run, or a probe it reads has
     problems."""
-    runs = {m: stored[m] for m in needed if m in stored}
-    got = {m: [r for r in rs if r.train_acc >= TERMINAL] for m, rs in runs.items()}
-    out = [f"{m} seed {r.seed} ({r.train_acc:.3f})" for m, rs in runs.items() for r in rs
-           if not r.train_acc >= TERMINAL]
-    note = f"; left out (train accuracy < {TERMINAL}): {', '.join(out)}" if out else ""
+    got, left = split_terminal({m: stored[m] for m in needed if m in stored})
+    note = left_out_note([(f"{m} seed {r.seed}", r.train_acc) for m, rs in left.items() for r in rs])
     short = [m for m, rs in got.items() if not rs]
     if short:
         return f"no run of {', '.join(short)} reached the terminal phase{note}", "not computed"

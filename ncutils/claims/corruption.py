@@ -21,7 +21,7 @@ import pandas as pd
 from .. import frames
 from ..corruptions import parse_corruption
 from ..estimates import accuracy_estimate, probe_checked, read_runs
-from ..frames import TERMINAL, VIEWS, memorization_ratios_between
+from ..frames import TERMINAL, VIEWS, left_out_note, memorization_ratios_between, split_terminal
 from ..results import StudyResults
 from ..studies import RESNETS, SWINS
 from ..verdict import FAILS, HOLDS, Estimate, binomial, estimate_runs, over_seeds
@@ -214,15 +214,12 @@ def claim_text(label: str, quote: str) -> str:
 
 def row(claim: str, figure: str, needed: dict[str, list[Measured]], judge, why: str = "", probes=False) -> dict:
     """``judge({case: its runs that fit})`` once each case of ``needed`` has one, ``probes`` checked; lists the rest."""
-    fitting = {case: [r for r in rs if r.train_acc >= TERMINAL] for case, rs in needed.items() if rs}
+    fitting, left = split_terminal({case: rs for case, rs in needed.items() if rs})
     unfit = [case for case, rs in fitting.items() if not rs]
     why = why or (f"every run of {', '.join(unfit)} is left out" if unfit else "")
     problems = [p for rs in fitting.values() for r in rs for p in r.probe_problems] if probes else []
     out = judged(claim, figure, list(needed), fitting, lambda: probe_checked(problems, lambda: judge(fitting)), why)
-    left = [r for rs in needed.values() for r in rs if r.train_acc < TERMINAL]
-    if left:
-        out["statistic"] += (f"; left out (train accuracy < {TERMINAL:.0%} on the inputs trained with): "
-                             + ", ".join(f"{r.label} ({r.train_acc:.3f})" for r in left))
+    out["statistic"] += left_out_note([(r.label, r.train_acc) for rs in left.values() for r in rs])
     return out
 
 

@@ -32,7 +32,7 @@ import pandas as pd
 
 from .. import frames
 from ..estimates import accuracy_estimate, probe_checked, read_runs
-from ..frames import TERMINAL, memorization_ratios
+from ..frames import left_out_note, memorization_ratios, split_terminal
 from ..studies import CIFAR10N, RANDOM_LABELS, RESNETS, SWINS
 from ..verdict import Estimate, binomial, estimate_runs, over_seeds
 from . import figure_link, judged, table
@@ -295,8 +295,7 @@ class Stored:
         to judge among the runs that fit their training labels, or (a claim reading ``probes``) while a
         probe of those runs has problems."""
         name = {k: f"{k[0]} {k[1]}" for k in needed}
-        out = [f"{name[k]} seed {r.seed} ({r.train_acc:.3f})" for k in needed for r in self.left_out.get(k, [])]
-        note = f"; left out (train accuracy on its labels < {TERMINAL}): {', '.join(out)}" if out else ""
+        note = left_out_note([(f"{name[k]} seed {r.seed}", r.train_acc) for k in needed for r in self.left_out.get(k, [])])
 
         def judge_fitting():
             got = {k: self.fit[k] for k in needed if self.fit.get(k)}
@@ -357,8 +356,7 @@ def claims(found) -> pd.DataFrame:
     """The section 4.2 label-noise claims, judged from every seed's stored run in ``found``
     (a :class:`ncutils.results.StudyResults`)."""
     runs = load_runs(found)
-    s = Stored({k: [r for r in v if r.train_acc >= TERMINAL] for k, v in runs.items()},
-               {k: [r for r in v if not r.train_acc >= TERMINAL] for k, v in runs.items()})
+    s = Stored(*split_terminal(runs))
     study = study_runs(found)
     rows = []
     for setting, noises, figure in SETTINGS:
