@@ -261,3 +261,20 @@ def test_a_sweep_says_which_run_ended_and_how(tmp_path, monkeypatch, capsys):
     assert report.computed == [CONFIGS[0].name] and list(report.failed) == [CONFIGS[1].name]
     lines = [line.split(" ", 1)[1] for line in capsys.readouterr().out.splitlines() if ": resnet18" in line]
     assert lines == [f"computed: {CONFIGS[0].describe()}", f"FAILED: {CONFIGS[1].describe()}"]
+
+
+def test_the_cost_line_weighs_each_part_against_its_budget_and_the_estimate_against_the_measured():
+    from ncutils.chapter.scale import budget_lines, calibration
+    table = pd.DataFrame({"part": ["the book", "the book", "the book", "data-scale ladder"],
+                          "estimated min": [30.0, 60.0, 10.0, 120.0],
+                          "measured min": [33.0, 120.0, None, None],
+                          "measured by": ["CPU time", "wall time", None, None]})
+    table["minutes"] = table["measured min"].fillna(table["estimated min"])
+    assert budget_lines(table, "minutes") == ("the book: 2.7 CPU-hours over 3 runs (budget 20 h), longest 120 min "
+                                              "(budget 90 min); data-scale ladder: 2.0 CPU-hours over 1 runs "
+                                              "(budget 6 h), longest 120 min (budget 150 min)")
+    assert budget_lines(table, "estimated min").startswith("the book: 1.7 CPU-hours over 3 runs (budget 20 h), "
+                                                           "longest 60 min")
+    assert calibration(table) == (" (the 1 runs measured by CPU time took 1.10 times their estimate, "
+                                  "the 1 runs measured by wall time took 2.00 times their estimate)")
+    assert calibration(table.assign(**{"measured by": None})) == ""

@@ -56,20 +56,38 @@ def cost(configs: list[RunConfig], found: StudyResults, runs: dict[RunConfig, Ru
     table["minutes"] = table["measured min"].astype(float).fillna(table["estimated min"])
     ladder = set(ladder_only(configs, scale))
     table["part"] = ["data-scale ladder" if c in ladder else "the book" for c in plan_configs(configs)]
-    lines = []
-    for part, budget, longest in (("the book", BUDGET_HOURS, BUDGET_RUN_MINUTES),
-                                  ("data-scale ladder", LADDER_BUDGET_HOURS, LADDER_RUN_MINUTES)):
-        minutes = table.minutes[table.part == part]
-        if len(minutes):
-            lines.append(f"{part}: {minutes.sum() / 60:.1f} CPU-hours over {len(minutes)} runs (budget {budget} h), "
-                         f"longest {minutes.max():.0f} min (budget {longest} min)")
-    line = (f"{scale} scale, measured where stored and estimated otherwise: " + "; ".join(lines)
+    line = (f"{scale} scale, measured where stored and estimated otherwise: " + budget_lines(table, "minutes")
             + f"; {table['measured min'].notna().sum()} of {len(table)} runs measured "
               f"({(table['measured by'] == 'CPU time').sum()} by their CPU time, "
               f"{(table['measured by'] == 'wall time').sum()} by wall time, which counts any wait for a shared "
-              f"core); {WORKERS} runs at a time take about {table.minutes.sum() / 60 / WORKERS:.1f} h of the machine")
+              f"core); {WORKERS} runs at a time take about {table.minutes.sum() / 60 / WORKERS:.1f} h of the machine. "
+              f"By the estimate alone: {budget_lines(table, 'estimated min')}{calibration(table)}")
     columns = ["status", "run", "part", "estimated min", "measured min", "measured by", "wall min", "threads"]
     return line, table[columns].round(1)
+
+
+def budget_lines(table: pd.DataFrame, minutes: str) -> str:
+    """Each part's CPU-hours and longest run by the ``minutes`` column of a :func:`cost` table, against its budgets."""
+    lines = []
+    for part, budget, longest in (("the book", BUDGET_HOURS, BUDGET_RUN_MINUTES),
+                                  ("data-scale ladder", LADDER_BUDGET_HOURS, LADDER_RUN_MINUTES)):
+        spent = table[minutes][table.part == part]
+        if len(spent):
+            lines.append(f"{part}: {spent.sum() / 60:.1f} CPU-hours over {len(spent)} runs (budget {budget} h), "
+                         f"longest {spent.max():.0f} min (budget {longest} min)")
+    return "; ".join(lines)
+
+
+def calibration(table: pd.DataFrame) -> str:
+    """How the estimate compares with the runs of a :func:`cost` table measured by their CPU time and by wall time
+    (their measured minutes over their estimated ones)."""
+    out = []
+    for by in ("CPU time", "wall time"):
+        runs = table[table["measured by"] == by]
+        if len(runs):
+            ratio = runs["measured min"].sum() / runs["estimated min"].sum()
+            out.append(f"the {len(runs)} runs measured by {by} took {ratio:.2f} times their estimate")
+    return f" ({', '.join(out)})" if out else ""
 
 
 def ladder_only(configs: list[RunConfig], scale: str) -> list[RunConfig]:
