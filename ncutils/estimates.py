@@ -9,6 +9,8 @@ training images with their clean labels, so the network's fit it is compared wit
 (:func:`network_fit`): a clean run's train accuracy, a noisy-label run's accuracy on the clean labels of its
 training images (not on the noisy labels it trained with, which the probe never sees), a corrupted-input
 run's accuracy on the clean originals of its training images.
+
+Whether a study's runs reached the terminal phase is one claim for every chapter (:func:`every_run_terminal`).
 """
 from __future__ import annotations
 
@@ -19,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .frames import VIEWS
+from .frames import TERMINAL, VIEWS
 from .streaming import PENULTIMATE
-from .verdict import Estimate, binomial, estimate_runs, over_seeds
+from .verdict import Estimate, all_of, binomial, estimate_runs, judge, over_seeds
 
 
 @dataclass
@@ -186,3 +188,22 @@ def accuracy_estimate(runs: list[Run], accuracy: Callable[[Run], float], images:
     if len(runs) >= 2:
         return over_seeds([accuracy(r) for r in runs])
     return binomial(accuracy(runs[0]), images(runs[0]))
+
+
+EXACT = "exact, every training image"  # the kind of a run's own train accuracy: a property of the run, not a sample
+
+
+def every_run_terminal(runs: Sequence[tuple[str, float]]) -> tuple[str, str]:
+    """Whether every run, (name, train accuracy), reached the terminal phase: by the one rule, each run's accuracy
+    on every image it trained with against ``frames.TERMINAL`` with standard error 0 (the claim is about these
+    runs, and their accuracy over the whole training set is exact; a run exactly at the threshold leaves it
+    inconclusive, as any tie does); the lowest shown, those below listed."""
+    if not runs:
+        raise ValueError("the terminal-phase claim needs at least one run")
+    estimates = [(name, Estimate(accuracy, 0.0, EXACT)) for name, accuracy in runs]
+    verdict = all_of(judge(e, TERMINAL, "above") for _, e in estimates)
+    lowest = min(estimates, key=lambda run: run[1].value)
+    below = [f"{name} {e.value:.4f}" for name, e in estimates if e.value < TERMINAL]
+    statistic = (f"train accuracy, lowest of {len(runs)} runs: {lowest[0]} {lowest[1]} (>= {TERMINAL:.0%}); "
+                 f"{len(runs) - len(below)} of {len(runs)} runs reach it")
+    return statistic + (f"; below: {', '.join(below)}" if below else ""), verdict

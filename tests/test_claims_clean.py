@@ -262,4 +262,4 @@ def test_only_runs_in_the_terminal_phase_are_judged_and_the_others_listed():
     assert row.verdict == "holds" and "resnet18 CDNV" in row.statistic and "(2 seeds)" in row.statistic
     assert row.statistic.endswith(f"; {LEFT_OUT}: resnet18 seed 0 (0.900)")
     every = claim_row(clean.claims(results), "reached the terminal phase")
-    assert every.verdict == "does not hold" and "below: resnet18 0.9000" in every.statistic
+    assert every.verdict == "does not hold" and "below: resnet18 seed 0 0.9000" in every.statistic

@@ -84,7 +84,8 @@ def test_the_pacs_target_probes_converge_and_any_short_fit_is_named(stored, monk
 
 
 # The kinds of uncertainty an estimate may carry (ncutils.verdict.Estimate), one or several joined by "; "
-KIND = r"(\d+ seeds|jackknife over images, \d+ groups|binomial, [\d/]+ images|parametric bootstrap, \d+ draws)"
+KIND = (r"(\d+ seeds|jackknife over images, \d+ groups|binomial, [\d/]+ images|parametric bootstrap, \d+ draws"
+        r"|exact, every training image)")
 WITH_UNCERTAINTY = re.compile(rf"± [-\d.e+]+ \({KIND}(; {KIND})*\)")
 WITHOUT = ("no within-run uncertainty for", "one run without jackknife replicates")  # such a claim is inconclusive
 

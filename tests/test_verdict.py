@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from ncutils.estimates import every_run_terminal
 from ncutils.verdict import (FAILS, HOLDS, INCONCLUSIVE, Estimate, all_of, binomial, estimate_runs, jackknife, judge,
                              over_seeds)
 
@@ -57,3 +58,15 @@ def test_runs_are_judged_over_seeds_else_by_the_jackknife_of_the_one_run():
     assert one.value == 2.0 and one.kind.startswith("jackknife") and one.se == pytest.approx(0.1)
     assert math.isnan(estimate_runs([stat({"v": 2.0})]).se)
     assert estimate_runs([2.0], replicates=lambda: [1.9]).kind == "one run without jackknife replicates"
+
+
+def test_every_run_terminal_judges_each_run_exactly_against_the_terminal_phase():
+    statistic, verdict = every_run_terminal([("a", 1.0), ("b", 0.995)])
+    assert verdict == HOLDS
+    assert statistic == "train accuracy, lowest of 2 runs: b 0.995 ± 0 (exact, every training image) (>= 99%); " \
+                        "2 of 2 runs reach it"
+    statistic, verdict = every_run_terminal([("a", 1.0), ("b", 0.985), ("c", 0.5)])
+    assert verdict == FAILS and statistic.endswith("; 1 of 3 runs reach it; below: b 0.9850, c 0.5000")
+    assert every_run_terminal([("a", 0.99)])[1] == INCONCLUSIVE  # on the threshold: no side cleared
+    with pytest.raises(ValueError, match="at least one run"):
+        every_run_terminal([])

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from .. import frames
-from ..estimates import Run, accuracy_estimate, curve_estimate, probe_checked, stored_runs
-from ..frames import TERMINAL, left_out_note, split_terminal
+from ..estimates import Run, accuracy_estimate, curve_estimate, every_run_terminal, probe_checked, stored_runs
+from ..frames import left_out_note, split_terminal
 from ..studies import RESNETS, SWINS
 from ..verdict import FAILS, HOLDS, INCONCLUSIVE, Estimate, all_of, binomial, judge, over_seeds
 from . import figure_link, judged, table
@@ -262,11 +262,7 @@ def one_curve_per_architecture(models, _view=None):
 
 
 def terminal(models):
-    runs = [(m, r) for m, rs in models.items() for r in rs]
-    below = [(m, r.train_acc) for m, r in runs if r.train_acc < TERMINAL]
-    statistic = f"{len(runs) - len(below)} of {len(runs)} runs have train accuracy >= {TERMINAL:.0%}"
-    statistic += "".join(f"; below: {m} {a:.4f}" for m, a in below)
-    return statistic, HOLDS if not below else FAILS
+    return every_run_terminal([(f"{m} seed {r.seed}", r.train_acc) for m, rs in models.items() for r in rs])
 
 
 def view_name(view) -> str:

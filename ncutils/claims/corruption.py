@@ -20,11 +20,11 @@ import pandas as pd
 
 from .. import frames
 from ..corruptions import parse_corruption
-from ..estimates import accuracy_estimate, probe_checked, read_runs
+from ..estimates import accuracy_estimate, every_run_terminal, probe_checked, read_runs
 from ..frames import TERMINAL, VIEWS, left_out_note, memorization_ratios_between, split_terminal
 from ..results import StudyResults
 from ..studies import RESNETS, SWINS
-from ..verdict import FAILS, HOLDS, Estimate, binomial, estimate_runs, over_seeds
+from ..verdict import FAILS, Estimate, binomial, estimate_runs, over_seeds
 from . import figure_link, judged, not_computed, table
 from .clean import Judged, view_name
 
@@ -374,14 +374,13 @@ def terminal_claim(found: StudyResults) -> dict:
     figure, summaries = figure_link(CHAPTER, RUNS_TARGET), found.summaries
     if summaries.empty:
         return not_computed(claim, figure)
-    short = summaries[summaries.train_acc < TERMINAL]
-    statistic = f"{len(summaries) - len(short)} of {len(summaries)} stored runs" + (
-        "; below, left out of the other claims: " + ", ".join(f"{r.model} {r.corruption} seed {r.seed} "
-                                                             f"{r.train_acc:.3f}" for r in short.itertuples())
-        if len(short) else "") + (f"; {len(found.missing)} runs not stored yet" if found.missing else "")
-    if short.empty and found.missing:
+    statistic, verdict = every_run_terminal([(f"{r.model} {r.corruption} seed {r.seed}", r.train_acc)
+                                         for r in summaries.itertuples()])
+    statistic += ("; the runs below are left out of the other claims" if verdict == FAILS else "") + (
+        f"; {len(found.missing)} runs not stored yet" if found.missing else "")
+    if verdict != FAILS and found.missing:
         return not_computed(claim, figure, statistic)
-    return {"claim": claim, "statistic": statistic, "verdict": HOLDS if short.empty else FAILS, "figure": figure}
+    return {"claim": claim, "statistic": statistic, "verdict": verdict, "figure": figure}
 
 
 def claims(found: StudyResults) -> pd.DataFrame:

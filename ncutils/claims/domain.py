@@ -33,11 +33,11 @@ import numpy as np
 import pandas as pd
 
 from .. import frames
-from ..estimates import PROBE_FIT_TOLERANCE, read_runs
+from ..estimates import PROBE_FIT_TOLERANCE, every_run_terminal, read_runs
 from ..frames import TERMINAL
 from ..results import StudyResults
 from ..studies import PACS, PACS_CLASSES
-from ..verdict import FAILS, HOLDS, Estimate, binomial, estimate_runs
+from ..verdict import Estimate, binomial, estimate_runs
 from . import figure_link, judged, table
 from .clean import Judged, view_name
 
@@ -230,11 +230,8 @@ def collapse_vs_probe(statistic: Callable[[dict, dict], float], what: str):
 
 
 def terminal(summaries: pd.DataFrame) -> tuple[str, str]:
-    runs = [(f"{d.partition(':')[2]} seed {s}", a) for d, s, a in zip(summaries.dataset, summaries.seed,
-                                                                     summaries.train_acc)]
-    below = [(name, a) for name, a in runs if a < TERMINAL]
-    statistic = f"{len(runs) - len(below)} of {len(runs)} source runs have train accuracy >= {TERMINAL:.0%}"
-    return statistic + "".join(f"; below: {name} {a:.4f}" for name, a in below), FAILS if below else HOLDS
+    return every_run_terminal([(f"{d.partition(':')[2]} seed {s}", a) for d, s, a in
+                           zip(summaries.dataset, summaries.seed, summaries.train_acc)])
 
 
 def accuracy_table(found) -> pd.DataFrame:

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..estimates import read_runs
-from ..frames import TERMINAL, VIEWS, layer_rows, run_table
+from ..estimates import every_run_terminal, read_runs
+from ..frames import VIEWS, layer_rows, run_table
 from ..results import StudyResults
 from ..streaming import JACKKNIFE_MEASURES
-from ..verdict import FAILS, HOLDS, INCONCLUSIVE, Estimate, binomial, estimate_runs, over_seeds
+from ..verdict import INCONCLUSIVE, Estimate, binomial, estimate_runs, over_seeds
 from . import figure_link, judged, table
 from .clean import Judged, view_name
 
@@ -130,13 +130,9 @@ def summary_estimate(runs: list[LayerRun], accuracy: str, images: str) -> Estima
 
 
 def terminal(runs: dict[str, list[LayerRun]]) -> tuple[str, str]:
-    """Whether every run fits its training set (train accuracy >= ``frames.TERMINAL``, exactly: a property of
-    the run, not an estimate), those below listed."""
-    every = [(label, r) for label, rs in runs.items() for r in rs]
-    below = [f"{label} seed {r.seed} {r.summary['train_acc']:.4f}" for label, r in every
-             if r.summary["train_acc"] < TERMINAL]
-    statistic = f"{len(every) - len(below)} of {len(every)} runs have train accuracy >= {TERMINAL:.0%}"
-    return statistic + "".join(f"; below: {b}" for b in below), FAILS if below else HOLDS
+    """Whether every run fits its training set (:func:`ncutils.estimates.every_run_terminal`)."""
+    return every_run_terminal([(f"{label} seed {r.seed}", r.summary["train_acc"]) for label, rs in runs.items()
+                           for r in rs])
 
 
 @dataclass
