@@ -181,7 +181,7 @@ PALETTE = palette.DOMAIN_COLOURS  # one colour per source model, in every figure
 
 def domain_figure(metrics: pd.DataFrame, note: str) -> None:
     """One row per target domain, one line per source model: target CDNV (log) and probe accuracy per layer
-    (dotted: chance, 1/7)."""
+    (dotted: chance, 1/7); a source's seeds drawn as their mean with a band of two standard errors."""
     cdnv, probe = domain.target_rows(metrics, "cdnv_sum"), domain.target_rows(metrics, "probe_test_acc")
     if cdnv.empty:
         print(f"no stored runs yet ({note})")
@@ -190,12 +190,12 @@ def domain_figure(metrics: pd.DataFrame, note: str) -> None:
     for row, target in zip(axes, PACS):
         for ax, frame, (_, label, log) in zip(row, (cdnv, probe), (CDNV, PROBE)):
             frame = frame[frame.target == target]
-            ax.set(ylabel=label, title=f"target: {target}")
+            ax.set(ylabel=label.partition(",")[0] + (")" if "," in label else ""), title=f"target: {target}")
             if frame.empty:
                 _no_runs(ax)
                 continue
             sns.lineplot(data=frame, x="layer number", y="value", hue="source", palette=PALETTE, marker="o",
-                         markersize=4, ax=ax, legend=False)
+                         markersize=4, ax=ax, legend=False, errorbar=("se", 2))
             if log:
                 ax.set_yscale("log")
             else:
@@ -212,12 +212,14 @@ def domain_figure(metrics: pd.DataFrame, note: str) -> None:
 
 
 def domain_scatter(metrics: pd.DataFrame, note: str) -> None:
-    """Every (source, target, layer) as a point: target CDNV (log) against probe accuracy on the target
-    (dotted: chance, 1/7)."""
+    """Every (source, target, layer) as a point: target CDNV (log) against probe accuracy on the target, each the
+    mean over the source's seeds (dotted: chance, 1/7)."""
     keys = ["source", "target", "layer number"]
-    joined = domain.target_rows(metrics, "cdnv_sum")[keys + ["value"]].rename(columns={"value": "CDNV"}).merge(
-        domain.target_rows(metrics, "probe_test_acc")[keys + ["value"]].rename(columns={"value": "probe accuracy"}),
-        on=keys)
+
+    def seed_means(measure: str, name: str) -> pd.DataFrame:
+        rows = domain.target_rows(metrics, measure)
+        return rows.groupby(keys, as_index=False)["value"].mean().rename(columns={"value": name})
+    joined = seed_means("cdnv_sum", "CDNV").merge(seed_means("probe_test_acc", "probe accuracy"), on=keys)
     if joined.empty:
         print(f"no stored runs yet ({note})")
         return
