@@ -49,7 +49,16 @@ def test_swin_and_vit_taps_have_channels_at_dim_1():
     assert feats["stage1.block0"].shape == (2, 6, 16, 16)
     assert feats["stage4.block1"].shape == (2, 48, 2, 2)
     _, feats = forward_with_taps(build_model("vit_small", embed_dim=12), torch.randn(2, 3, 32, 32))
-    assert feats["block0"].shape == (2, 12, 65)  # 8 x 8 patches + class token
+    assert feats["block0"].shape == (2, 12, 64)  # 8 x 8 patches, no class token
+
+
+def test_the_vit_head_reads_the_mean_of_its_last_taps_tokens():
+    """What the probe and the pooled view measure at the last tap is what the classifier reads (before its norm)."""
+    model = build_model("vit_small", embed_dim=12).eval()
+    read = {}
+    model.net.fc_norm.register_forward_hook(lambda module, args, out: read.setdefault("head input", args[0]))
+    _, feats = forward_with_taps(model, torch.randn(2, 3, 32, 32))
+    torch.testing.assert_close(read["head input"], feats["block11"].mean(dim=2))
 
 
 def test_grey_28x28_inputs():
