@@ -56,7 +56,7 @@ def test_adamw_skips_decay_on_norms_biases_and_position_tables():
     names = {id(p): n for n, p in model.net.named_parameters()}
     no_decay = {names[id(p)] for g in opt.param_groups if g["weight_decay"] == 0 for p in g["params"]}
     decay = {names[id(p)] for g in opt.param_groups if g["weight_decay"] == 0.05 for p in g["params"]}
-    assert {"pos_embed", "cls_token", "blocks.0.norm1.weight", "blocks.0.attn.qkv.bias"} <= no_decay
+    assert {"pos_embed", "fc_norm.weight", "blocks.0.norm1.weight", "blocks.0.attn.qkv.bias"} <= no_decay
     assert "blocks.0.attn.qkv.weight" in decay and not decay & no_decay
 
 
