@@ -16,9 +16,9 @@ not. Each claim quotes the sentence it tests (:data:`QUOTES`).
 A target probe that did not converge (``probe_converged`` 0, at any layer) makes the verdicts reading
 probe accuracies not computed, naming it. A converged last-layer probe fitting its training images more
 than ``estimates.PROBE_FIT_TOLERANCE`` below a perfect fit is named in those verdicts' statistic but does
-not void them: the network never trained on the target, and such a fit can be the penalty's doing (one
-cpu probe's features are separable, an unpenalised fit reaching 1.000, yet the book's one penalty,
-``ncutils.logistic.L2``, holds it below). Earlier layers may fit less: their few pooled channels limit
+not void them: the network never trained on the target, and such a fit can be the penalty's doing (the
+two such probes of the cpu results have separable features, an unpenalised fit reaching 1.000, yet the
+book's one penalty, ``ncutils.logistic.L2``, holds them below). Earlier layers may fit less: their few pooled channels limit
 them; the probe table shows it.
 Chance is 1/7 (:data:`CHANCE`); a probe test accuracy below chance by more than :data:`BELOW_CHANCE`
 binomial standard errors (at chance, on the probe's test images) is flagged in the statistic.
