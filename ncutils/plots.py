@@ -188,9 +188,10 @@ def domain_figure(metrics: pd.DataFrame, note: str) -> None:
         return
     fig, axes = plt.subplots(len(PACS), 2, figsize=(7.4, 2.6 * len(PACS)), sharex=True, squeeze=False)
     for row, target in zip(axes, PACS):
-        for ax, frame, (_, label, log) in zip(row, (cdnv, probe), (CDNV, PROBE)):
+        # the short CDNV label keeps the four rows' axis labels apart; the caption says it is summed over pairs
+        for ax, frame, label, log in zip(row, (cdnv, probe), ("CDNV (eq. 4)", PROBE[1]), (CDNV[2], PROBE[2])):
             frame = frame[frame.target == target]
-            ax.set(ylabel=label.partition(",")[0] + (")" if "," in label else ""), title=f"target: {target}")
+            ax.set(ylabel=label, title=f"target: {target}")
             if frame.empty:
                 _no_runs(ax)
                 continue

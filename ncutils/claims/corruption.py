@@ -375,7 +375,7 @@ def terminal_claim(found: StudyResults) -> dict:
     if summaries.empty:
         return not_computed(claim, figure)
     statistic, verdict = every_run_terminal([(f"{r.model} {r.corruption} seed {r.seed}", r.train_acc)
-                                         for r in summaries.itertuples()])
+                                             for r in summaries.itertuples()])
     statistic += ("; the runs below are left out of the other claims" if verdict == FAILS else "") + (
         f"; {len(found.missing)} runs not stored yet" if found.missing else "")
     if verdict != FAILS and found.missing:

@@ -18,8 +18,8 @@ probe accuracies not computed, naming it. A converged last-layer probe fitting i
 than ``estimates.PROBE_FIT_TOLERANCE`` below a perfect fit is named in those verdicts' statistic but does
 not void them: the network never trained on the target, and such a fit can be the penalty's doing (the
 two such probes of the cpu results have separable features, an unpenalised fit reaching 1.000, yet the
-book's one penalty, ``ncutils.logistic.L2``, holds them below). Earlier layers may fit less: their few pooled channels limit
-them; the probe table shows it.
+book's one penalty, ``ncutils.logistic.L2``, holds them below). Earlier layers may fit less: their few
+pooled channels limit them; the probe table shows it.
 Chance is 1/7 (:data:`CHANCE`); a probe test accuracy below chance by more than :data:`BELOW_CHANCE`
 binomial standard errors (at chance, on the probe's test images) is flagged in the statistic.
 """
@@ -230,8 +230,8 @@ def collapse_vs_probe(statistic: Callable[[dict, dict], float], what: str):
 
 
 def terminal(summaries: pd.DataFrame) -> tuple[str, str]:
-    return every_run_terminal([(f"{d.partition(':')[2]} seed {s}", a) for d, s, a in
-                           zip(summaries.dataset, summaries.seed, summaries.train_acc)])
+    return every_run_terminal([(f"{d.partition(':')[2]} seed {s}", a)
+                               for d, s, a in zip(summaries.dataset, summaries.seed, summaries.train_acc)])
 
 
 def accuracy_table(found) -> pd.DataFrame:

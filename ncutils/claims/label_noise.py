@@ -295,7 +295,8 @@ class Stored:
         to judge among the runs that fit their training labels, or (a claim reading ``probes``) while a
         probe of those runs has problems."""
         name = {k: f"{k[0]} {k[1]}" for k in needed}
-        note = left_out_note([(f"{name[k]} seed {r.seed}", r.train_acc) for k in needed for r in self.left_out.get(k, [])])
+        note = left_out_note([(f"{name[k]} seed {r.seed}", r.train_acc)
+                              for k in needed for r in self.left_out.get(k, [])])
 
         def judge_fitting():
             got = {k: self.fit[k] for k in needed if self.fit.get(k)}

@@ -131,8 +131,8 @@ def summary_estimate(runs: list[LayerRun], accuracy: str, images: str) -> Estima
 
 def terminal(runs: dict[str, list[LayerRun]]) -> tuple[str, str]:
     """Whether every run fits its training set (:func:`ncutils.estimates.every_run_terminal`)."""
-    return every_run_terminal([(f"{label} seed {r.seed}", r.summary["train_acc"]) for label, rs in runs.items()
-                           for r in rs])
+    return every_run_terminal([(f"{label} seed {r.seed}", r.summary["train_acc"])
+                               for label, rs in runs.items() for r in rs])
 
 
 @dataclass
