@@ -1,9 +1,8 @@
 """The committed cpu results the book is built from meet the probe-validity rules of the verdicts (issue 15):
 every probe converged and above chance, a clean run's last-layer probe fitting what the network fits, and
 every PACS target probe converged, any last layer among them fitting short named beside the domain
-verdicts; and every verdict the claims page gives from them
-shows its statistic with its uncertainty and the kind of that uncertainty; and the runs the claims compare
-have three stored seeds each."""
+verdicts; every verdict the claims page gives from them shows its statistic with its uncertainty and the
+kind of that uncertainty; and the runs the claims compare have three stored seeds each."""
 from __future__ import annotations
 
 import math
