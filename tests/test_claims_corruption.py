@@ -268,7 +268,7 @@ def test_architecture_claims(holds):
 def test_depth_claims_need_two_depths_per_family():
     rows = depth(study())
     assert verdicts(rows) == ["not computed"] * (len(VIEWS) + 1)
-    assert "one depth per family" in rows[0]["statistic"]
+    assert "two depths of each family" in rows[0]["statistic"]
 
 
 @pytest.mark.parametrize("holds", [True, False])

@@ -351,7 +351,8 @@ def depth_claims(found: StudyResults, runs: dict) -> list[dict]:
     texts.append((claim_text("(2) Gaussian noise, depth: a deeper Swin has lower test accuracy on clean inputs, a "
                              "deeper ResNet higher", "accuracy"), figure_link(CHAPTER, ACCURACY_TARGET)))
     if len(resnets) < 2 or len(swins) < 2:
-        why = f"the study runs one depth per family at this scale ({', '.join(resnets + swins)}); the paper runs two"
+        why = (f"the claim compares two depths of each family, as the paper runs; this scale runs ResNets: "
+               f"{', '.join(resnets) or 'none'}; Swins: {', '.join(swins) or 'none'}")
         return [not_computed(text, figure, why) for text, figure in texts]
     four = (resnets[0], resnets[-1], swins[0], swins[-1])
     levels = sorted(set.intersection(*(set(study_levels(found, m, "gaussian_noise")) for m in four)) - {0})
