@@ -85,7 +85,7 @@ def test_the_pacs_target_probes_converge_and_any_short_fit_is_named(stored, monk
 
 
 # The kinds of uncertainty an estimate may carry (ncutils.verdict.Estimate), one or several joined by "; "
-KIND = (r"(\d+ seeds|jackknife over images, \d+ groups|binomial, [\d/]+ images|parametric bootstrap, \d+ draws"
+KIND = (r"(\d+ seeds|jackknife over images, \d+ groups|binomial, [\d/]+ images|parametric bootstrap( of [^,]+)?, \d+ draws"
         r"|exact, every training image)")
 WITH_UNCERTAINTY = re.compile(rf"± [-\d.e+]+ \({KIND}(; {KIND})*\)")
 WITHOUT = ("no within-run uncertainty for", "one run without jackknife replicates")  # such a claim is inconclusive
@@ -123,3 +123,14 @@ def test_the_compared_runs_have_three_stored_seeds(study):
     assert seeds, f"no compared run of the {study} study stored"
     few = {run: sorted(s) for run, s in seeds.items() if len(s) < 3}
     assert not few, f"compared runs with fewer than 3 seeds stored: {few}"
+
+
+# The book's cpu runs: every study's but the larger rungs of data_scale (issue 19's, computed apart).
+BOOK_STUDIES = [name for name in STUDIES if name not in ("all_runs", "data_scale")]
+
+
+def test_the_whole_cpu_plan_is_stored():
+    store = Store(RESULTS)
+    configs = dict.fromkeys(c for name in BOOK_STUDIES for c in STUDIES[name]("cpu"))
+    missing = [c.describe() for c in configs if store.status(c) != "stored"]
+    assert not missing, f"{len(missing)} of the book's {len(configs)} cpu runs are not stored:\n" + "\n".join(missing)
