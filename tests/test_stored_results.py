@@ -2,7 +2,8 @@
 every probe converged and above chance, a clean run's last-layer probe fitting what the network fits, and
 every PACS target probe converged, any last layer among them fitting short named beside the domain
 verdicts; every verdict the claims page gives from them shows its statistic with its uncertainty and the
-kind of that uncertainty; and the runs the claims compare have three stored seeds each."""
+kind of that uncertainty; the runs the claims compare have three stored seeds each; and every run of the
+book's cpu plan is stored."""
 from __future__ import annotations
 
 import math
