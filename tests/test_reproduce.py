@@ -27,6 +27,10 @@ RTOL = 1e-6
 # AVX2; bf16 native or emulated) round some sums differently, and training amplifies that. Measured: the
 # committed trained MLP6 run recomputed on an AVX2 AMD EPYC differs by about 5e-4 (relative).
 ACROSS_CPUS_RTOL = 1e-2
+# ... except the converged probe's L-BFGS iteration count, which is the route to the optimum, not a measure: it
+# stops at a gradient tolerance that round-off crosses a few steps earlier or later (measured: 192-315 against
+# the stored 197-304 on an AVX-512, bf16-native EPYC). The fit it reaches is compared like every measure.
+ROUTE_MEASURES = ["probe_iterations"]
 
 
 def test_a_stored_cpu_run_is_reproduced(cifar_root, tmp_path):
@@ -45,7 +49,8 @@ def test_a_stored_cpu_run_is_reproduced(cifar_root, tmp_path):
                  and "bf16_native" in stored.provenance
                  and again.provenance["bf16_native"] == stored.provenance["bf16_native"])
     rtol = RTOL if same_kind else ACROSS_CPUS_RTOL
-    np.testing.assert_allclose(both.value_again, both.value_stored, rtol=rtol, atol=1e-12)
+    compared = both if same_kind else both[~both.measure.isin(ROUTE_MEASURES)]
+    np.testing.assert_allclose(compared.value_again, compared.value_stored, rtol=rtol, atol=1e-12)
     timing = ["images_per_s", "seconds", "cpu_seconds"]  # not reproducible; CPU time is not in older runs' logs
     pd.testing.assert_frame_equal(stored.train_log.drop(columns=timing, errors="ignore"),
                                   again.train_log.drop(columns=timing, errors="ignore"), rtol=rtol)
