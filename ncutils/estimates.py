@@ -123,10 +123,15 @@ class StoredRun:
         eval_data = eval_data or self.summary["dataset"]
         return next((n for (m, *_, e), n in self.images.items() if m == "probe_test_acc" and e == eval_data), 0)
 
-    def probe_problems(self, name: str) -> list[str]:
-        """The problems of this run's probes on its own data (:func:`check_probes`), naming it ``name``."""
-        fit = (self.probes().get(m, pd.Series(dtype=float)) for m in ("probe_train_acc", "probe_converged"))
-        return check_probes(name, *fit, network_fit(self.summary))
+    def probe_problems(self, name: str, eval_data: str | None = None) -> list[str]:
+        """The problems of this run's probes on ``eval_data`` (:func:`check_probes`; its own data unless named),
+        naming it ``name``. On another dataset (a domain it never trained on), the network's fit is its
+        accuracy there, ``test_acc_<domain>``."""
+        fit = (self.probes(eval_data).get(m, pd.Series(dtype=float)) for m in ("probe_train_acc", "probe_converged"))
+        own = eval_data in (None, self.summary["dataset"])
+        network = network_fit(self.summary) if own else float(
+            self.summary.get(f"test_acc_{eval_data.partition(':')[2]}", math.nan))
+        return check_probes(name, *fit, network)
 
 
 def read_runs(found) -> dict[str, StoredRun]:

@@ -13,10 +13,12 @@ targets' images of its CDNV curves) against the claim's threshold, stated in its
 about several (source, target) pairs or targets holds when each does and does not hold when one does
 not. Each claim quotes the sentence it tests (:data:`QUOTES`).
 
-A target probe that did not converge (``probe_converged`` 0, at any layer) makes the verdicts reading
-probe accuracies not computed, naming it. A converged last-layer probe fitting its training images more
-than ``estimates.PROBE_FIT_TOLERANCE`` below a perfect fit is named in those verdicts' statistic but does
-not void them: the network never trained on the target, and such a fit can be the penalty's doing (the
+A target probe failing the probe check of every run (:func:`ncutils.estimates.check_probes`: converged at
+every layer, the last fitting its training images at least as well as the network, which never trained on
+the target, classifies that domain) makes the verdicts reading probe accuracies not computed, naming it. A
+probe passing it whose last layer fits its training images more than ``estimates.PROBE_FIT_TOLERANCE``
+below a perfect fit is named in those verdicts' statistic but does not void them: such a fit can be the
+penalty's doing (the
 two such probes of the cpu results have separable features, an unpenalised fit reaching 1.000, yet the
 book's one penalty, ``ncutils.logistic.L2``, holds them below). Earlier layers may fit less: their few
 pooled channels limit them; the probe table shows it.
@@ -82,6 +84,7 @@ class Targets:
     probe_train: dict = field(default_factory=dict)  # key -> probe training accuracy per layer
     converged: dict = field(default_factory=dict)  # key -> 1 where the probe converged, 0 where not
     probe_images: dict = field(default_factory=dict)  # key -> the probe's test images
+    problems: dict = field(default_factory=dict)  # key -> its probes' problems (StoredRun.probe_problems)
 
     def seeds(self) -> list[int]:
         """The seeds every stored source has."""
@@ -127,6 +130,7 @@ def measured(found: StudyResults) -> Targets:
                 if measure in probes:
                     getattr(t, field_)[key] = probes[measure]
             t.probe_images[key] = run.probe_images(data)
+            t.problems[key] = run.probe_problems(run_label(key), data)
     return t
 
 
@@ -180,13 +184,13 @@ def run_label(key) -> str:
 
 
 def unfit_probes(t: Targets) -> list[str]:
-    """The target probes that did not converge, at any layer: they void the verdicts reading probes."""
-    return [f"{run_label(key)} layer {layer}" for key, converged in sorted(t.converged.items())
-            for layer, flag in converged.items() if flag == 0]
+    """The problems of the target probes (:func:`ncutils.estimates.check_probes`, the network's fit being its
+    accuracy on that target): they void the verdicts reading probes."""
+    return [problem for _, problems in sorted(t.problems.items()) for problem in problems]
 
 
 def short_fits(t: Targets) -> list[str]:
-    """The converged target probes whose last layer fits its training images more than PROBE_FIT_TOLERANCE
+    """The target probes whose last layer fits its training images more than PROBE_FIT_TOLERANCE
     below a perfect fit: named beside the verdicts, not voiding them (the module's doc says why)."""
     return [f"{run_label(key)} layer {train.index.max()} {train.iloc[-1]:.3f}" for key, train in
             sorted(t.probe_train.items()) if train.iloc[-1] < 1 - PROBE_FIT_TOLERANCE]
@@ -277,9 +281,10 @@ def claims(found) -> pd.DataFrame:
     needed = [f"source {c.dataset} seed {c.seed}" for c in found.configs]
     stored = {f"source {c.dataset} seed {c.seed}" for c in found.stored}
     unfit = unfit_probes(t)
-    probes = sum(len(v) for v in t.probe_train.values())
-    unfit_why = (f"{len(unfit)} of {probes} target probes did not converge: {listed(unfit)}; {chance_note(t)}"
-                 if unfit else "")
+    failing = sum(bool(problems) for problems in t.problems.values())
+    unfit_why = (f"{failing} of {len(t.problems)} (source run, target) probes fail the probe check (converged at "
+                 f"every layer, the last fitting its training images within {PROBE_FIT_TOLERANCE} of what the network "
+                 f"classifies of that domain): {listed(unfit)}; {chance_note(t)}" if unfit else "")
 
     def row(claim, figure, judge, view=None, why=""):
         return judged(claim, figure, needed, stored, lambda: judge(t, view),
