@@ -18,10 +18,9 @@ every layer, the last fitting its training images at least as well as the networ
 the target, classifies that domain) makes the verdicts reading probe accuracies not computed, naming it. A
 probe passing it whose last layer fits its training images more than ``estimates.PROBE_FIT_TOLERANCE``
 below a perfect fit is named in those verdicts' statistic but does not void them: such a fit can be the
-penalty's doing (the
-two such probes of the cpu results have separable features, an unpenalised fit reaching 1.000, yet the
-book's one penalty, ``ncutils.logistic.L2``, holds them below). Earlier layers may fit less: their few
-pooled channels limit them; the probe table shows it.
+penalty's doing (the two such probes of the cpu results have separable features, an unpenalised fit
+reaching 1.000, yet the book's one penalty, ``ncutils.logistic.L2``, holds them below). Earlier layers may
+fit less: their few pooled channels limit them; the probe table shows it.
 Chance is 1/7 (:data:`CHANCE`); a probe test accuracy below chance by more than :data:`BELOW_CHANCE`
 binomial standard errors (at chance, on the probe's test images) is flagged in the statistic.
 """
