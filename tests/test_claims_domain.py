@@ -132,7 +132,8 @@ def test_one_run_is_judged_by_its_jackknife():
 def probe_statistics(results: StudyResults) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The claims reading the target probes, and the others."""
     table = claims.claims(results)
-    return table[table.figure.str.endswith("domain-probe-vs-cdnv")], table[~table.figure.str.endswith("domain-probe-vs-cdnv")]
+    reading = table.figure.str.endswith("domain-probe-vs-cdnv")
+    return table[reading], table[~reading]
 
 
 def test_a_probe_that_does_not_converge_leaves_the_probe_claims_not_computed():
